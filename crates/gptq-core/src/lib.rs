@@ -1,0 +1,2 @@
+//! Portable GPTQ kernels shared by every CPU target (wasm32 with SIMD128 and
+//! native builds used by `cargo test`). No I/O lives here.
