@@ -1,0 +1,174 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * The shape of a CLI sub-command and the shared argument parser, built on
+ * `node:util` `parseArgs` (`jsr:@std/cli` is not reachable from our
+ * registries, and parseArgs is built in).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { GptqError } from "../errors.ts";
+
+/** One option of a sub-command. */
+export interface OptionSpec {
+  /** `boolean` for flags, `string` for values (numbers are parsed by the command). */
+  type: "boolean" | "string";
+  /** One-letter alias. */
+  short?: string;
+  /** Shown in `--help`. */
+  description: string;
+  /** Placeholder shown in `--help` for string options. */
+  valueName?: string;
+  /** Whether the option may be repeated. */
+  multiple?: boolean;
+}
+
+/** Parsed arguments handed to a command. */
+export interface ParsedArgs {
+  /** Positional arguments after the command name. */
+  positionals: string[];
+  /** Option values by long name. */
+  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+}
+
+/** A sub-command of `cli.ts`. */
+export interface Command {
+  /** Its name, e.g. `inspect`. */
+  name: string;
+  /** One line for the command list. */
+  summary: string;
+  /** Usage line(s), without the `deno run -A cli.ts` prefix. */
+  usage: string;
+  /** Worked examples, without the prefix. */
+  examples: string[];
+  /** Its options (the global ones are added automatically). */
+  options: Record<string, OptionSpec>;
+  /** Runs the command; returns the exit code. */
+  run(args: ParsedArgs, io: CommandIO): Promise<number>;
+}
+
+/** Where a command writes. */
+export interface CommandIO {
+  /** Normal output (results). */
+  stdout(text: string): void;
+  /** Progress and diagnostics. */
+  stderr(text: string): void;
+  /** Whether `--json` was given. */
+  json: boolean;
+}
+
+/** Options every command accepts. */
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  help: { type: "boolean", short: "h", description: "show this help" },
+  json: { type: "boolean", description: "print machine-readable JSON on stdout" },
+  debug: { type: "boolean", description: "show stack traces on errors" },
+};
+
+/**
+ * Parses a command's arguments, turning parse failures into a
+ * {@linkcode GptqError} with the command's usage as the hint.
+ *
+ * @param cmd The command.
+ * @param argv Arguments after the command name.
+ * @returns The parsed arguments.
+ */
+export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs {
+  const options: Record<
+    string,
+    { type: "boolean" | "string"; short?: string; multiple?: boolean }
+  > = {};
+  for (const [name, spec] of Object.entries({ ...GLOBAL_OPTIONS, ...cmd.options })) {
+    options[name] = {
+      type: spec.type,
+      ...(spec.short ? { short: spec.short } : {}),
+      ...(spec.multiple ? { multiple: true } : {}),
+    };
+  }
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { positionals: r.positionals, values: { ...r.values } };
+  } catch (e) {
+    throw new GptqError("INVALID_ARGUMENT", (e as Error).message, {
+      hint: `usage: deno run -A cli.ts ${cmd.usage.split("\n")[0]}; see --help`,
+    });
+  }
+}
+
+/**
+ * Renders a command's `--help` text.
+ *
+ * @param cmd The command.
+ * @returns The help text.
+ */
+export function commandHelp(cmd: Command): string {
+  const lines = [`${cmd.summary}`, "", "Usage:"];
+  for (const u of cmd.usage.split("\n")) lines.push(`  deno run -A cli.ts ${u}`);
+  lines.push("", "Options:");
+  const all = { ...cmd.options, ...GLOBAL_OPTIONS };
+  const rows = Object.entries(all).map(([name, spec]) => {
+    const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${name}${
+      spec.type === "string" ? ` ${spec.valueName ?? "VALUE"}` : ""
+    }`;
+    return [flag, spec.description] as const;
+  });
+  const w = Math.max(...rows.map(([f]) => f.length));
+  for (const [f, d] of rows) lines.push(`  ${f.padEnd(w)}  ${d}`);
+  if (cmd.examples.length) {
+    lines.push("", "Examples:");
+    for (const ex of cmd.examples) lines.push(`  deno run -A cli.ts ${ex}`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * Reads a string option as an integer within bounds.
+ *
+ * @param args Parsed arguments.
+ * @param name The option's long name.
+ * @param fallback The default.
+ * @param min Smallest allowed value.
+ * @param max Largest allowed value.
+ * @returns The value.
+ */
+export function intOption(
+  args: ParsedArgs,
+  name: string,
+  fallback: number,
+  min = -Infinity,
+  max = Infinity,
+): number {
+  const v = args.values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== "string" || !Number.isInteger(n) || n < min || n > max) {
+    throw new GptqError("INVALID_ARGUMENT", `--${name} must be an integer in [${min}, ${max}], got '${v}'`);
+  }
+  return n;
+}
+
+/**
+ * Reads a string option as a number within bounds.
+ *
+ * @param args Parsed arguments.
+ * @param name The option's long name.
+ * @param fallback The default.
+ * @param min Smallest allowed value.
+ * @param max Largest allowed value.
+ * @returns The value.
+ */
+export function numberOption(
+  args: ParsedArgs,
+  name: string,
+  fallback: number,
+  min = -Infinity,
+  max = Infinity,
+): number {
+  const v = args.values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw new GptqError("INVALID_ARGUMENT", `--${name} must be a number in [${min}, ${max}], got '${v}'`);
+  }
+  return n;
+}

@@ -1,0 +1,13 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * The list of CLI sub-commands, in the order `--help` shows them.
+ *
+ * @module
+ */
+
+import type { Command } from "./_command.ts";
+import { inspectCommand } from "./inspect.ts";
+import { convertCommand } from "./convert.ts";
+
+/** Every sub-command. */
+export const COMMANDS: Command[] = [inspectCommand, convertCommand];

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; .ci/run runs exactly this).
+# On a fresh Debian 12 machine it installs what it needs: Deno from npm into
+# .tools/, and (to check that the committed wasm is not stale) Debian's
+# rustc-web toolchain plus wasm-bindgen-cli from crates.io.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+start=$(date +%s)
+step() { echo; echo "==> $* (+$(( $(date +%s) - start ))s)"; }
+
+step "setup: deno"
+DENO="$(bash tools/setup_deno.sh)"
+export PATH="$(dirname "$DENO"):$PATH"
+
+step "setup: rust toolchain for wasm32 (rustc-web) and wasm-bindgen-cli"
+bash tools/setup_rust.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step "wasm: committed output matches the sources (rebuild and compare)"
+deno task check:wasm
+
+step "rust: cargo fmt --check, clippy, cargo test (native)"
+CARGO=/usr/bin/cargo
+RUSTC=/usr/bin/rustc $CARGO test --release -p gptq-core 2>&1 | tee "$ROOT/.tools/cargo-test.log"
+
+step "deno: fmt, lint, check, doc lint, publish dry run"
+deno fmt --check
+deno lint
+deno check mod.ts cli.ts
+deno doc --lint mod.ts
+deno publish --dry-run --allow-dirty 2>&1 | tail -n 3
+
+step "deno: tests"
+set +e
+deno test -A --parallel 2>&1 | tee "$ROOT/.tools/deno-test.log"
+rc=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$ROOT/.tools/deno-test.log" | tail -n 1 || true)
+passed=$(echo "$summary" | sed -nE 's/.*\| ([0-9]+) passed.*/\1/p')
+failed=$(echo "$summary" | sed -nE 's/.*\| ([0-9]+) failed.*/\1/p')
+ignored=$(echo "$summary" | sed -nE 's/.*\| ([0-9]+) ignored.*/\1/p')
+echo
+echo "total time $(( $(date +%s) - start ))s"
+echo "deno: ${passed:-0} passed, ${failed:-0} failed, ${ignored:-0} skipped"
+exit "$rc"
