@@ -15,10 +15,38 @@ const inter = (c: ModelConfig): number => c.intermediateSize;
 const yes = (): boolean => true;
 
 const GPT2_LINEARS: LinearSpec[] = [
-  { name: "attn.c_attn", inFeatures: h, outFeatures: (c) => 3 * c.hiddenSize, bias: yes, layout: "conv1d", input: "attn_in" },
-  { name: "attn.c_proj", inFeatures: h, outFeatures: h, bias: yes, layout: "conv1d", input: "attn_out" },
-  { name: "mlp.c_fc", inFeatures: h, outFeatures: inter, bias: yes, layout: "conv1d", input: "mlp_in" },
-  { name: "mlp.c_proj", inFeatures: inter, outFeatures: h, bias: yes, layout: "conv1d", input: "mlp_mid" },
+  {
+    name: "attn.c_attn",
+    inFeatures: h,
+    outFeatures: (c) => 3 * c.hiddenSize,
+    bias: yes,
+    layout: "conv1d",
+    input: "attn_in",
+  },
+  {
+    name: "attn.c_proj",
+    inFeatures: h,
+    outFeatures: h,
+    bias: yes,
+    layout: "conv1d",
+    input: "attn_out",
+  },
+  {
+    name: "mlp.c_fc",
+    inFeatures: h,
+    outFeatures: inter,
+    bias: yes,
+    layout: "conv1d",
+    input: "mlp_in",
+  },
+  {
+    name: "mlp.c_proj",
+    inFeatures: inter,
+    outFeatures: h,
+    bias: yes,
+    layout: "conv1d",
+    input: "mlp_mid",
+  },
 ];
 
 /**

@@ -32,8 +32,22 @@ const NEOX_LINEARS: LinearSpec[] = [
     layout: "linear",
     input: "attn_out",
   },
-  { name: "mlp.dense_h_to_4h", inFeatures: h, outFeatures: inter, bias: yes, layout: "linear", input: "mlp_in" },
-  { name: "mlp.dense_4h_to_h", inFeatures: inter, outFeatures: h, bias: yes, layout: "linear", input: "mlp_mid" },
+  {
+    name: "mlp.dense_h_to_4h",
+    inFeatures: h,
+    outFeatures: inter,
+    bias: yes,
+    layout: "linear",
+    input: "mlp_in",
+  },
+  {
+    name: "mlp.dense_4h_to_h",
+    inFeatures: inter,
+    outFeatures: h,
+    bias: yes,
+    layout: "linear",
+    input: "mlp_mid",
+  },
 ];
 
 /**

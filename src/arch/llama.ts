@@ -18,13 +18,62 @@ const attnBias = (c: ModelConfig): boolean => c.attentionBias;
 const mlpBias = (c: ModelConfig): boolean => c.mlpBias;
 
 const LLAMA_LINEARS: LinearSpec[] = [
-  { name: "self_attn.q_proj", inFeatures: h, outFeatures: qDim, bias: attnBias, layout: "linear", input: "attn_in" },
-  { name: "self_attn.k_proj", inFeatures: h, outFeatures: kvDim, bias: attnBias, layout: "linear", input: "attn_in" },
-  { name: "self_attn.v_proj", inFeatures: h, outFeatures: kvDim, bias: attnBias, layout: "linear", input: "attn_in" },
-  { name: "self_attn.o_proj", inFeatures: qDim, outFeatures: h, bias: attnBias, layout: "linear", input: "attn_out" },
-  { name: "mlp.gate_proj", inFeatures: h, outFeatures: inter, bias: mlpBias, layout: "linear", input: "mlp_in" },
-  { name: "mlp.up_proj", inFeatures: h, outFeatures: inter, bias: mlpBias, layout: "linear", input: "mlp_in" },
-  { name: "mlp.down_proj", inFeatures: inter, outFeatures: h, bias: mlpBias, layout: "linear", input: "mlp_mid" },
+  {
+    name: "self_attn.q_proj",
+    inFeatures: h,
+    outFeatures: qDim,
+    bias: attnBias,
+    layout: "linear",
+    input: "attn_in",
+  },
+  {
+    name: "self_attn.k_proj",
+    inFeatures: h,
+    outFeatures: kvDim,
+    bias: attnBias,
+    layout: "linear",
+    input: "attn_in",
+  },
+  {
+    name: "self_attn.v_proj",
+    inFeatures: h,
+    outFeatures: kvDim,
+    bias: attnBias,
+    layout: "linear",
+    input: "attn_in",
+  },
+  {
+    name: "self_attn.o_proj",
+    inFeatures: qDim,
+    outFeatures: h,
+    bias: attnBias,
+    layout: "linear",
+    input: "attn_out",
+  },
+  {
+    name: "mlp.gate_proj",
+    inFeatures: h,
+    outFeatures: inter,
+    bias: mlpBias,
+    layout: "linear",
+    input: "mlp_in",
+  },
+  {
+    name: "mlp.up_proj",
+    inFeatures: h,
+    outFeatures: inter,
+    bias: mlpBias,
+    layout: "linear",
+    input: "mlp_in",
+  },
+  {
+    name: "mlp.down_proj",
+    inFeatures: inter,
+    outFeatures: h,
+    bias: mlpBias,
+    layout: "linear",
+    input: "mlp_mid",
+  },
 ];
 
 /**

@@ -17,12 +17,54 @@ const mlpBias = (c: ModelConfig): boolean => c.mlpBias;
 const projected = (c: ModelConfig): boolean => c.wordEmbedProjDim !== c.hiddenSize;
 
 const OPT_LINEARS: LinearSpec[] = [
-  { name: "self_attn.q_proj", inFeatures: h, outFeatures: h, bias: attnBias, layout: "linear", input: "attn_in" },
-  { name: "self_attn.k_proj", inFeatures: h, outFeatures: h, bias: attnBias, layout: "linear", input: "attn_in" },
-  { name: "self_attn.v_proj", inFeatures: h, outFeatures: h, bias: attnBias, layout: "linear", input: "attn_in" },
-  { name: "self_attn.out_proj", inFeatures: h, outFeatures: h, bias: attnBias, layout: "linear", input: "attn_out" },
-  { name: "fc1", inFeatures: h, outFeatures: inter, bias: mlpBias, layout: "linear", input: "mlp_in" },
-  { name: "fc2", inFeatures: inter, outFeatures: h, bias: mlpBias, layout: "linear", input: "mlp_mid" },
+  {
+    name: "self_attn.q_proj",
+    inFeatures: h,
+    outFeatures: h,
+    bias: attnBias,
+    layout: "linear",
+    input: "attn_in",
+  },
+  {
+    name: "self_attn.k_proj",
+    inFeatures: h,
+    outFeatures: h,
+    bias: attnBias,
+    layout: "linear",
+    input: "attn_in",
+  },
+  {
+    name: "self_attn.v_proj",
+    inFeatures: h,
+    outFeatures: h,
+    bias: attnBias,
+    layout: "linear",
+    input: "attn_in",
+  },
+  {
+    name: "self_attn.out_proj",
+    inFeatures: h,
+    outFeatures: h,
+    bias: attnBias,
+    layout: "linear",
+    input: "attn_out",
+  },
+  {
+    name: "fc1",
+    inFeatures: h,
+    outFeatures: inter,
+    bias: mlpBias,
+    layout: "linear",
+    input: "mlp_in",
+  },
+  {
+    name: "fc2",
+    inFeatures: inter,
+    outFeatures: h,
+    bias: mlpBias,
+    layout: "linear",
+    input: "mlp_mid",
+  },
 ];
 
 /**

@@ -25,6 +25,8 @@ export const QWEN2: ArchSpec = {
   family: "qwen2",
   modelTypes: ["qwen2"],
   architectures: ["Qwen2ForCausalLM"],
-  linears: LLAMA.linears.map((l) => QKV.has(l.name) ? { ...l, bias: () => true } : { ...l, bias: () => false }),
+  linears: LLAMA.linears.map((l) =>
+    QKV.has(l.name) ? { ...l, bias: () => true } : { ...l, bias: () => false }
+  ),
   config: { ...LLAMA.config, defaultMaxPositions: 32768 },
 };

@@ -173,7 +173,9 @@ function pushNorm(
 ): void {
   if (!present(n, c)) return;
   out.push({ name: `${name}.weight`, shape: [c.hiddenSize], role: "norm", layer, module: null });
-  if (n.bias) out.push({ name: `${name}.bias`, shape: [c.hiddenSize], role: "norm", layer, module: null });
+  if (n.bias) {
+    out.push({ name: `${name}.bias`, shape: [c.hiddenSize], role: "norm", layer, module: null });
+  }
 }
 
 /**
@@ -208,7 +210,9 @@ export function expectedTensors(
     module: null,
   });
   for (const t of spec.outer) {
-    if (present(t, c)) out.push({ name: t.name, shape: t.shape(c), role: t.role, layer: null, module: null });
+    if (present(t, c)) {
+      out.push({ name: t.name, shape: t.shape(c), role: t.role, layer: null, module: null });
+    }
   }
   pushNorm(out, spec.finalNorm, c, spec.finalNorm.name, null);
   if (!c.tieWordEmbeddings) {
@@ -236,10 +240,22 @@ export function expectedTensors(
         out.push({ name: `${m}.scales`, shape: s.scales, role: "scales", layer, module: m });
         out.push({ name: `${m}.g_idx`, shape: s.g_idx, role: "g_idx", layer, module: m });
       } else {
-        out.push({ name: `${m}.weight`, shape: linearWeightShape(l), role: "linear_weight", layer, module: m });
+        out.push({
+          name: `${m}.weight`,
+          shape: linearWeightShape(l),
+          role: "linear_weight",
+          layer,
+          module: m,
+        });
       }
       if (l.bias) {
-        out.push({ name: `${m}.bias`, shape: [l.outFeatures], role: "linear_bias", layer, module: m });
+        out.push({
+          name: `${m}.bias`,
+          shape: [l.outFeatures],
+          role: "linear_bias",
+          layer,
+          module: m,
+        });
       }
     }
   }
@@ -269,7 +285,9 @@ export function classifyTensor(
   if (name === spec.lmHead) return { role: "lm_head", layer: null, module: null };
   let n = name;
   if (spec.optionalPrefix && !n.startsWith(spec.optionalPrefix)) n = spec.optionalPrefix + n;
-  if (spec.ignoredSuffixes.some((s) => n.endsWith(`.${s}`))) return { role: "ignored", layer: null, module: null };
+  if (spec.ignoredSuffixes.some((s) => n.endsWith(`.${s}`))) {
+    return { role: "ignored", layer: null, module: null };
+  }
   if (n === spec.embedding) return { role: "embedding", layer: null, module: null };
   const outer = spec.outer.find((t) => t.name === n);
   if (outer) return { role: outer.role, layer: null, module: null };

@@ -341,8 +341,8 @@ function checkFormat(format: string): void {
  * @example
  * ```ts
  * import { unpackQZerosRaw } from "./pack.ts";
- * const q = new Int32Array([0x77777777]);
- * console.log(unpackQZerosRaw(q, 1, 8, 4)[0]); // 7
+ * const q = new Int32Array(4).fill(0x77777777); // G=1, N=32
+ * console.log(unpackQZerosRaw(q, 1, 32, 4)[0]); // 7
  * ```
  *
  * @param qzeros `[G, N·bits/32]` row-major.
@@ -377,9 +377,9 @@ export function unpackQZerosRaw(qzeros: Int32Array, G: number, N: number, bits: 
  * @example
  * ```ts
  * import { unpackQZeros } from "./pack.ts";
- * const q = new Int32Array([0x77777777]);
- * console.log(unpackQZeros(q, 1, 8, 4, "gptq")[0]); // 8
- * console.log(unpackQZeros(q, 1, 8, 4, "gptq_v2")[0]); // 7
+ * const q = new Int32Array(4).fill(0x77777777); // G=1, N=32
+ * console.log(unpackQZeros(q, 1, 32, 4, "gptq")[0]); // 8
+ * console.log(unpackQZeros(q, 1, 32, 4, "gptq_v2")[0]); // 7
  * ```
  *
  * @param qzeros `[G, N·bits/32]` row-major.

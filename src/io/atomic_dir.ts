@@ -131,10 +131,14 @@ export class AtomicOutputDir implements AsyncDisposable {
       name === "" || name.startsWith("/") || name.startsWith("\\") || /^[a-zA-Z]:/.test(name) ||
       parts.some((p) => p === "..")
     ) {
-      throw new GptqError("INVALID_ARGUMENT", `${JSON.stringify(name)} is not a relative file name`, {
-        file: this.outDir,
-        hint: "name files relative to the output folder, without '..'",
-      });
+      throw new GptqError(
+        "INVALID_ARGUMENT",
+        `${JSON.stringify(name)} is not a relative file name`,
+        {
+          file: this.outDir,
+          hint: "name files relative to the output folder, without '..'",
+        },
+      );
     }
     return `${this.tmpPath}/${name}`;
   }

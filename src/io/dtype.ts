@@ -59,6 +59,9 @@ export function isDType(s: unknown): s is DType {
   return typeof s === "string" && Object.hasOwn(DTYPE_SIZE, s);
 }
 
+/** Whether the runtime has `Float16Array` (Deno 2.5+), used for fast bulk F16 conversion. */
+const HAS_F16_ARRAY = typeof Float16Array === "function";
+
 const f32buf = new Float32Array(1);
 const u32buf = new Uint32Array(f32buf.buffer);
 
@@ -129,6 +132,31 @@ export function f32ToF16Bits(v: number): number {
   return sign | r;
 }
 
+let e4m3: Float32Array | null = null;
+let e5m2: Float32Array | null = null;
+
+/** float8_e4m3fn (torch/safetensors "F8_E4M3"): bias 7, no infinities, S.1111.111 is NaN. */
+function f8e4m3Table(): Float32Array {
+  if (e4m3) return e4m3;
+  e4m3 = new Float32Array(256);
+  for (let b = 0; b < 256; b++) {
+    const e = (b >> 3) & 0xf;
+    const m = b & 7;
+    let v = e === 0 ? m * 2 ** -9 : (1 + m / 8) * 2 ** (e - 7);
+    if (e === 15 && m === 7) v = NaN;
+    e4m3[b] = b & 0x80 ? -v : v;
+  }
+  return e4m3;
+}
+
+/** float8_e5m2 ("F8_E5M2"): the top byte of an IEEE half. */
+function f8e5m2Table(): Float32Array {
+  if (e5m2) return e5m2;
+  e5m2 = new Float32Array(256);
+  for (let b = 0; b < 256; b++) e5m2[b] = f16BitsToF32(b << 8);
+  return e5m2;
+}
+
 /**
  * Decodes little-endian tensor bytes of any floating or integer dtype into a
  * new Float32Array.
@@ -147,9 +175,7 @@ export function f32ToF16Bits(v: number): number {
 export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
   const n = bytes.byteLength / DTYPE_SIZE[dtype];
   const out = new Float32Array(n);
-  const aligned = bytes.byteOffset % DTYPE_SIZE[dtype] === 0
-    ? bytes
-    : bytes.slice();
+  const aligned = bytes.byteOffset % DTYPE_SIZE[dtype] === 0 ? bytes : bytes.slice();
   const buf = aligned.buffer;
   const off = aligned.byteOffset;
   switch (dtype) {
@@ -160,6 +186,10 @@ export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
       out.set(new Float64Array(buf, off, n));
       break;
     case "F16": {
+      if (HAS_F16_ARRAY) {
+        out.set(new Float16Array(buf, off, n));
+        break;
+      }
       const src = new Uint16Array(buf, off, n);
       for (let i = 0; i < n; i++) out[i] = f16BitsToF32(src[i]!);
       break;
@@ -199,6 +229,13 @@ export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
       for (let i = 0; i < n; i++) out[i] = Number(src[i]!);
       break;
     }
+    case "F8_E4M3":
+    case "F8_E5M2": {
+      const lut = dtype === "F8_E4M3" ? f8e4m3Table() : f8e5m2Table();
+      const src = new Uint8Array(buf, off, n);
+      for (let i = 0; i < n; i++) out[i] = lut[src[i]!]!;
+      break;
+    }
     default:
       throw new TypeError(`cannot convert ${dtype} to float32`);
   }
@@ -222,6 +259,12 @@ export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
 export function fromFloat32(values: Float32Array, dtype: "F32" | "F16" | "BF16"): Uint8Array {
   const n = values.length;
   if (dtype === "F32") return new Uint8Array(values.slice().buffer);
+  if (dtype === "F16" && HAS_F16_ARRAY) {
+    // Native conversion rounds to nearest even, as f32ToF16Bits does.
+    const half = new Float16Array(n);
+    half.set(values);
+    return new Uint8Array(half.buffer);
+  }
   const out = new Uint16Array(n);
   if (dtype === "F16") {
     for (let i = 0; i < n; i++) out[i] = f32ToF16Bits(values[i]!);

@@ -2,15 +2,16 @@
 /**
  * A safetensors reader that reads tensor by tensor, never the whole file.
  *
- * The header is validated fully before any tensor is read: length bounds,
- * UTF-8 JSON, known dtypes, `dtype × shape = byte length`, offsets inside the
- * file, and no two tensors overlapping. Every failure is a
+ * The header is validated fully before any tensor is read, as strictly as the
+ * reference implementation does: length bounds, UTF-8 JSON, known dtypes,
+ * `dtype × shape = byte length`, and tensors that tile the data section
+ * exactly (no overlap, no gap, no trailing bytes). Every failure is a
  * {@linkcode GptqError} naming the file (and tensor) and the fix.
  *
  * @module
  */
 
-import { GptqError, fsError } from "../errors.ts";
+import { fsError, GptqError } from "../errors.ts";
 import { type DType, DTYPE_SIZE, isDType, toFloat32 } from "./dtype.ts";
 
 /** Largest header we accept (the reference implementation's limit is 100 MB). */
@@ -75,10 +76,14 @@ function headerError(file: string, reason: string, tensor?: string): GptqError {
  */
 export function parseHeaderLength(prefix: Uint8Array, fileSize: number, file: string): number {
   if (fileSize < 8 || prefix.byteLength < 8) {
-    throw new GptqError("SAFETENSORS_TRUNCATED", `file is ${fileSize} bytes, too short for a header`, {
-      file,
-      hint: "the file is truncated; re-download it",
-    });
+    throw new GptqError(
+      "SAFETENSORS_TRUNCATED",
+      `file is ${fileSize} bytes, too short for a header`,
+      {
+        file,
+        hint: "the file is truncated; re-download it",
+      },
+    );
   }
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const n = view.getBigUint64(0, true);
@@ -139,7 +144,13 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
       }
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== "string") throw headerError(file, `__metadata__['${k}'] is not a string`);
-        metadata[k] = v;
+        // defineProperty: a "__proto__" key must be stored, not change the prototype.
+        Object.defineProperty(metadata, k, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       continue;
     }
@@ -161,7 +172,9 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
       throw headerError(file, `data_offsets ${JSON.stringify(offs)} is not [begin, end]`, name);
     }
     const [begin, end] = offs as [number, number];
-    if (end < begin) throw headerError(file, `data_offsets [${begin}, ${end}] end before begin`, name);
+    if (end < begin) {
+      throw headerError(file, `data_offsets [${begin}, ${end}] end before begin`, name);
+    }
     let numel = 1;
     for (const d of shape as number[]) {
       numel *= d;
@@ -192,13 +205,32 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
       byteLength: end - begin,
     });
   }
-  const sorted = [...tensors].sort((a, b) => a.offset - b.offset || a.byteLength - b.byteLength);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1]!;
-    const cur = sorted[i]!;
-    if (cur.offset < prev.offset + prev.byteLength) {
-      throw headerError(file, `data overlaps tensor '${prev.name}'`, cur.name);
+  // As the reference implementation requires: tensors tile the data section
+  // exactly (no overlap, no gap, nothing after the last one). A header length
+  // that is off by a few bytes is caught here instead of shifting every tensor.
+  tensors.sort((a, b) => a.offset - b.offset || a.byteLength - b.byteLength);
+  let pos = dataStart;
+  for (let i = 0; i < tensors.length; i++) {
+    const cur = tensors[i]!;
+    if (cur.offset < pos) {
+      throw headerError(file, `data overlaps tensor '${tensors[i - 1]!.name}'`, cur.name);
     }
+    if (cur.offset > pos) {
+      throw headerError(
+        file,
+        `${
+          cur.offset - pos
+        } unused bytes before this tensor's data (data_offsets must be contiguous)`,
+        cur.name,
+      );
+    }
+    pos = cur.offset + cur.byteLength;
+  }
+  if (pos !== fileSize) {
+    throw headerError(
+      file,
+      `the tensors cover ${pos - dataStart} bytes but the data section holds ${dataSize}`,
+    );
   }
   return { metadata, tensors, dataStart };
 }
@@ -227,6 +259,7 @@ export class SafetensorsFile implements Disposable {
   readonly #tensors: Map<string, TensorInfo>;
   readonly #order: string[];
   #file: Deno.FsFile | null;
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(path: string, size: number, header: SafetensorsHeader, file: Deno.FsFile) {
     this.path = path;
@@ -270,12 +303,18 @@ export class SafetensorsFile implements Disposable {
     }
   }
 
-  /** @returns Tensor names in file order. */
+  /**
+   * Lists the tensors.
+   *
+   * @returns Tensor names in file order.
+   */
   names(): string[] {
     return [...this.#order];
   }
 
   /**
+   * Tells whether a tensor is present.
+   *
    * @param name A tensor name.
    * @returns Whether the file holds it.
    */
@@ -284,6 +323,8 @@ export class SafetensorsFile implements Disposable {
   }
 
   /**
+   * Describes one tensor without reading it.
+   *
    * @param name A tensor name.
    * @returns Where it lives; throws when absent.
    */
@@ -299,7 +340,11 @@ export class SafetensorsFile implements Disposable {
     return t;
   }
 
-  /** @returns All tensor infos in file order. */
+  /**
+   * Describes every tensor.
+   *
+   * @returns All tensor infos in file order.
+   */
   infos(): TensorInfo[] {
     return this.#order.map((n) => this.#tensors.get(n)!);
   }
@@ -312,7 +357,12 @@ export class SafetensorsFile implements Disposable {
    */
   async read(name: string): Promise<RawTensor> {
     const t = this.info(name);
-    const data = await readExactAt(this.#handle(), t.offset, t.byteLength, this.path, name);
+    // seek + read on one handle must not interleave: queue concurrent reads.
+    const run = this.#queue.then(() =>
+      readExactAt(this.#handle(), t.offset, t.byteLength, this.path, name)
+    );
+    this.#queue = run.catch(() => {});
+    const data = await run;
     return { dtype: t.dtype, shape: [...t.shape], data };
   }
 

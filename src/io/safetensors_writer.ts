@@ -96,7 +96,9 @@ function validateTensor(t: NamedTensor, file: string): number {
     throw tensorError(
       file,
       name,
-      `${t.dtype}${JSON.stringify(t.shape)} needs ${expected} bytes but data has ${t.data.byteLength}`,
+      `${t.dtype}${
+        JSON.stringify(t.shape)
+      } needs ${expected} bytes but data has ${t.data.byteLength}`,
       "the data does not match dtype × shape",
     );
   }
@@ -477,6 +479,8 @@ export class ShardedWriter {
   #counter = 0;
 
   /**
+   * Prepares a writer; nothing is written until the first {@linkcode ShardedWriter.add}.
+   *
    * @param dir The output folder (must exist).
    * @param opts Shard size, base name and metadata.
    */
@@ -485,9 +489,13 @@ export class ShardedWriter {
     this.#max = parseSize(opts.maxShardSize ?? "10GB");
     this.#base = opts.baseName ?? "model";
     if (!/^[^/\\]+$/.test(this.#base) || this.#base === "." || this.#base === "..") {
-      throw new GptqError("INVALID_ARGUMENT", `base name ${JSON.stringify(this.#base)} is not a file name`, {
-        hint: 'use a plain name such as "model"',
-      });
+      throw new GptqError(
+        "INVALID_ARGUMENT",
+        `base name ${JSON.stringify(this.#base)} is not a file name`,
+        {
+          hint: 'use a plain name such as "model"',
+        },
+      );
     }
     validateMetadata(opts.metadata, dir);
     this.#metadata = opts.metadata === undefined ? undefined : { ...opts.metadata };

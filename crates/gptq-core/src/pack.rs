@@ -79,7 +79,7 @@ fn check_bits(bits: u32) -> Result<(), PackError> {
 }
 
 fn check_axis(axis: &'static str, len: usize) -> Result<(), PackError> {
-    if len % 32 == 0 {
+    if len.is_multiple_of(32) {
         Ok(())
     } else {
         Err(PackError::NotMultipleOf32 { axis, len })
@@ -90,7 +90,11 @@ fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), P
     if expected == actual {
         Ok(())
     } else {
-        Err(PackError::Length { what, expected, actual })
+        Err(PackError::Length {
+            what,
+            expected,
+            actual,
+        })
     }
 }
 
@@ -101,7 +105,12 @@ fn first_out_of_range(codes: &[u32], cols: usize, bits: u32) -> Result<(), PackE
         return Ok(());
     }
     let i = codes.iter().position(|&c| c >> bits != 0).unwrap_or(0);
-    Err(PackError::CodeRange { row: i / cols.max(1), col: i % cols.max(1), value: codes[i], bits })
+    Err(PackError::CodeRange {
+        row: i / cols.max(1),
+        col: i % cols.max(1),
+        value: codes[i],
+        bits,
+    })
 }
 
 /// Number of packed rows of `qweight` for `k` input rows: `k * bits / 32`.
@@ -113,7 +122,13 @@ pub fn packed_len(len: usize, bits: u32) -> usize {
 ///
 /// `out` is overwritten. `k` must be a multiple of 32 and every code below
 /// `2^bits`.
-pub fn pack_rows_into(codes: &[u32], k: usize, n: usize, bits: u32, out: &mut [i32]) -> Result<(), PackError> {
+pub fn pack_rows_into(
+    codes: &[u32],
+    k: usize,
+    n: usize,
+    bits: u32,
+    out: &mut [i32],
+) -> Result<(), PackError> {
     check_bits(bits)?;
     check_axis("K", k)?;
     check_len("codes", k * n, codes.len())?;
@@ -151,7 +166,13 @@ pub fn pack_rows(codes: &[u32], k: usize, n: usize, bits: u32) -> Result<Vec<i32
 }
 
 /// Unpacks `qweight [k*bits/32, n]` into codes `[k, n]` written to `out`.
-pub fn unpack_rows_into(qweight: &[i32], k: usize, n: usize, bits: u32, out: &mut [u32]) -> Result<(), PackError> {
+pub fn unpack_rows_into(
+    qweight: &[i32],
+    k: usize,
+    n: usize,
+    bits: u32,
+    out: &mut [u32],
+) -> Result<(), PackError> {
     check_bits(bits)?;
     check_axis("K", k)?;
     check_len("qweight", packed_len(k, bits) * n, qweight.len())?;
@@ -221,7 +242,13 @@ fn unpack_chunk(src: &[i32], bits: u32, dst: &mut [u32]) {
 }
 
 /// Packs codes `[g, n]` along `n` into `out` = `qzeros [g, n*bits/32]`.
-pub fn pack_cols_into(codes: &[u32], g: usize, n: usize, bits: u32, out: &mut [i32]) -> Result<(), PackError> {
+pub fn pack_cols_into(
+    codes: &[u32],
+    g: usize,
+    n: usize,
+    bits: u32,
+    out: &mut [i32],
+) -> Result<(), PackError> {
     check_bits(bits)?;
     check_axis("N", n)?;
     check_len("codes", g * n, codes.len())?;
@@ -243,7 +270,13 @@ pub fn pack_cols(codes: &[u32], g: usize, n: usize, bits: u32) -> Result<Vec<i32
 }
 
 /// Unpacks `qzeros [g, n*bits/32]` into codes `[g, n]` written to `out`.
-pub fn unpack_cols_into(packed: &[i32], g: usize, n: usize, bits: u32, out: &mut [u32]) -> Result<(), PackError> {
+pub fn unpack_cols_into(
+    packed: &[i32],
+    g: usize,
+    n: usize,
+    bits: u32,
+    out: &mut [u32],
+) -> Result<(), PackError> {
     check_bits(bits)?;
     check_axis("N", n)?;
     check_len("qzeros", g * packed_len(n, bits), packed.len())?;
@@ -329,42 +362,62 @@ mod rows {
     #[inline]
     pub fn or_shl(dst: &mut [i32], src: &[u32], s: u32) {
         let n = dst.len().min(src.len());
-        simd_rows!(dst, n, |i| v128_or(
-            v128_load(dst.as_ptr().add(i) as *const v128),
-            i32x4_shl(v128_load(src.as_ptr().add(i) as *const v128), s)
-        ), |j| dst[j] | (src[j] << s) as i32);
+        simd_rows!(
+            dst,
+            n,
+            |i| v128_or(
+                v128_load(dst.as_ptr().add(i) as *const v128),
+                i32x4_shl(v128_load(src.as_ptr().add(i) as *const v128), s)
+            ),
+            |j| dst[j] | (src[j] << s) as i32
+        );
     }
 
     #[inline]
     pub fn or_shr(dst: &mut [i32], src: &[u32], s: u32) {
         let n = dst.len().min(src.len());
-        simd_rows!(dst, n, |i| v128_or(
-            v128_load(dst.as_ptr().add(i) as *const v128),
-            u32x4_shr(v128_load(src.as_ptr().add(i) as *const v128), s)
-        ), |j| dst[j] | (src[j] >> s) as i32);
+        simd_rows!(
+            dst,
+            n,
+            |i| v128_or(
+                v128_load(dst.as_ptr().add(i) as *const v128),
+                u32x4_shr(v128_load(src.as_ptr().add(i) as *const v128), s)
+            ),
+            |j| dst[j] | (src[j] >> s) as i32
+        );
     }
 
     #[inline]
     pub fn extract(dst: &mut [u32], src: &[i32], s: u32, mask: u32) {
         let n = dst.len().min(src.len());
         let m = u32x4_splat(mask);
-        simd_rows!(dst, n, |i| v128_and(
-            u32x4_shr(v128_load(src.as_ptr().add(i) as *const v128), s),
-            m
-        ), |j| ((src[j] as u32) >> s) & mask);
+        simd_rows!(
+            dst,
+            n,
+            |i| v128_and(
+                u32x4_shr(v128_load(src.as_ptr().add(i) as *const v128), s),
+                m
+            ),
+            |j| ((src[j] as u32) >> s) & mask
+        );
     }
 
     #[inline]
     pub fn extract2(dst: &mut [u32], lo: &[i32], hi: &[i32], s: u32, mask: u32) {
         let n = dst.len().min(lo.len()).min(hi.len());
         let m = u32x4_splat(mask);
-        simd_rows!(dst, n, |i| v128_and(
-            v128_or(
-                u32x4_shr(v128_load(lo.as_ptr().add(i) as *const v128), s),
-                i32x4_shl(v128_load(hi.as_ptr().add(i) as *const v128), 32 - s)
+        simd_rows!(
+            dst,
+            n,
+            |i| v128_and(
+                v128_or(
+                    u32x4_shr(v128_load(lo.as_ptr().add(i) as *const v128), s),
+                    i32x4_shl(v128_load(hi.as_ptr().add(i) as *const v128), 32 - s)
+                ),
+                m
             ),
-            m
-        ), |j| (((lo[j] as u32) >> s) | ((hi[j] as u32) << (32 - s))) & mask);
+            |j| (((lo[j] as u32) >> s) | ((hi[j] as u32) << (32 - s))) & mask
+        );
     }
 }
 
@@ -423,7 +476,10 @@ mod tests {
             let q = pack_cols(&c, g, n, bits).unwrap();
             let np = n * bits as usize / 32;
             for r in 0..g {
-                assert_eq!(&q[r * np..(r + 1) * np], &ref_pack_stream(&c[r * n..(r + 1) * n], bits)[..]);
+                assert_eq!(
+                    &q[r * np..(r + 1) * np],
+                    &ref_pack_stream(&c[r * n..(r + 1) * n], bits)[..]
+                );
             }
             assert_eq!(unpack_cols(&q, g, n, bits).unwrap(), c);
         }
@@ -441,7 +497,12 @@ mod tests {
         for (bits, want) in cases {
             let c = vec![(1u32 << (bits - 1)) - 1; 64];
             let q = pack_cols(&c, 1, 64, bits).unwrap();
-            let want: Vec<i32> = want.iter().cycle().take(q.len()).map(|&w| w as i32).collect();
+            let want: Vec<i32> = want
+                .iter()
+                .cycle()
+                .take(q.len())
+                .map(|&w| w as i32)
+                .collect();
             assert_eq!(q, want, "bits {bits}");
         }
     }
@@ -458,16 +519,44 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(pack_rows(&[0; 64], 2, 32, 4), Err(PackError::NotMultipleOf32 { axis: "K", len: 2 }));
+        assert_eq!(
+            pack_rows(&[0; 64], 2, 32, 4),
+            Err(PackError::NotMultipleOf32 { axis: "K", len: 2 })
+        );
         assert_eq!(pack_rows(&[0; 64], 32, 2, 5), Err(PackError::Bits(5)));
         assert_eq!(
             pack_rows(&[0; 63], 32, 2, 4),
-            Err(PackError::Length { what: "codes", expected: 64, actual: 63 })
+            Err(PackError::Length {
+                what: "codes",
+                expected: 64,
+                actual: 63
+            })
         );
         let mut c = vec![0u32; 64];
         c[33] = 16;
-        assert_eq!(pack_rows(&c, 32, 2, 4), Err(PackError::CodeRange { row: 16, col: 1, value: 16, bits: 4 }));
-        assert_eq!(pack_cols(&c, 2, 32, 4), Err(PackError::CodeRange { row: 1, col: 1, value: 16, bits: 4 }));
-        assert!(PackError::NotMultipleOf32 { axis: "K", len: 172 }.to_string().contains("172"));
+        assert_eq!(
+            pack_rows(&c, 32, 2, 4),
+            Err(PackError::CodeRange {
+                row: 16,
+                col: 1,
+                value: 16,
+                bits: 4
+            })
+        );
+        assert_eq!(
+            pack_cols(&c, 2, 32, 4),
+            Err(PackError::CodeRange {
+                row: 1,
+                col: 1,
+                value: 16,
+                bits: 4
+            })
+        );
+        assert!(PackError::NotMultipleOf32 {
+            axis: "K",
+            len: 172
+        }
+        .to_string()
+        .contains("172"));
     }
 }
