@@ -29,7 +29,7 @@ export interface ParsedArgs {
   /** Positional arguments after the command name. */
   positionals: string[];
   /** Option values by long name. */
-  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
 }
 
 /** A sub-command of `cli.ts`. */
@@ -142,7 +142,10 @@ export function intOption(
   if (v === undefined) return fallback;
   const n = Number(v);
   if (typeof v !== "string" || !Number.isInteger(n) || n < min || n > max) {
-    throw new GptqError("INVALID_ARGUMENT", `--${name} must be an integer in [${min}, ${max}], got '${v}'`);
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `--${name} must be an integer in [${min}, ${max}], got '${v}'`,
+    );
   }
   return n;
 }
@@ -168,7 +171,10 @@ export function numberOption(
   if (v === undefined) return fallback;
   const n = Number(v);
   if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-    throw new GptqError("INVALID_ARGUMENT", `--${name} must be a number in [${min}, ${max}], got '${v}'`);
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `--${name} must be a number in [${min}, ${max}], got '${v}'`,
+    );
   }
   return n;
 }

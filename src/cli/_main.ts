@@ -7,7 +7,7 @@
  */
 
 import { GptqError } from "../errors.ts";
-import { type Command, type CommandIO, commandHelp, parseCommandArgs } from "./_command.ts";
+import { type Command, commandHelp, type CommandIO, parseCommandArgs } from "./_command.ts";
 import { COMMANDS } from "./commands.ts";
 import { VERSION } from "../version.ts";
 
@@ -53,7 +53,9 @@ export async function main(argv: string[], io?: Partial<CommandIO>): Promise<num
   }
   const cmd: Command | undefined = COMMANDS.find((c) => c.name === name);
   if (!cmd) {
-    out.stderr(`error: unknown command '${name}'. Commands: ${COMMANDS.map((c) => c.name).join(", ")}\n`);
+    out.stderr(
+      `error: unknown command '${name}'. Commands: ${COMMANDS.map((c) => c.name).join(", ")}\n`,
+    );
     return 2;
   }
   try {
@@ -67,7 +69,9 @@ export async function main(argv: string[], io?: Partial<CommandIO>): Promise<num
     if (e instanceof GptqError) {
       if (out.json) {
         out.stdout(
-          JSON.stringify({ error: { code: e.code, message: e.message, file: e.file, tensor: e.tensor } }) +
+          JSON.stringify({
+            error: { code: e.code, message: e.message, file: e.file, tensor: e.tensor },
+          }) +
             "\n",
         );
       }

@@ -19,9 +19,18 @@ export const convertCommand: Command = {
     "convert llama2c stories15M.bin tokenizer.bin --out ./stories15M-hf --dtype F16 --force",
   ],
   options: {
-    out: { type: "string", short: "o", valueName: "DIR", description: "output folder (must not exist unless --force)" },
+    out: {
+      type: "string",
+      short: "o",
+      valueName: "DIR",
+      description: "output folder (must not exist unless --force)",
+    },
     force: { type: "boolean", description: "replace an existing output folder" },
-    dtype: { type: "string", valueName: "DTYPE", description: "weight dtype written: F32 (default), F16 or BF16" },
+    dtype: {
+      type: "string",
+      valueName: "DTYPE",
+      description: "weight dtype written: F32 (default), F16 or BF16",
+    },
   },
   async run(args, io) {
     const [format, model, tokenizer, ...extra] = args.positionals;
@@ -43,7 +52,10 @@ export const convertCommand: Command = {
     if (dtype !== "F32" && dtype !== "F16" && dtype !== "BF16") {
       throw new GptqError("INVALID_ARGUMENT", `--dtype must be F32, F16 or BF16, got '${dtype}'`);
     }
-    const report = await convertLlama2c(model, tokenizer, out, { force: args.values.force === true, dtype });
+    const report = await convertLlama2c(model, tokenizer, out, {
+      force: args.values.force === true,
+      dtype,
+    });
     if (io.json) io.stdout(JSON.stringify(report, null, 2) + "\n");
     else io.stdout(`wrote ${out}\n`);
     return 0;

@@ -27,7 +27,9 @@ export const inspectCommand: Command = {
       });
     }
     const report = await inspectPath(path);
-    io.stdout(io.json ? JSON.stringify(report, null, 2) + "\n" : formatInspectReport(report) + "\n");
+    io.stdout(
+      io.json ? JSON.stringify(report, null, 2) + "\n" : formatInspectReport(report) + "\n",
+    );
     return 0;
   },
 };

@@ -1,0 +1,53 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * The GPTQ toolkit for Deno: read and write GPTQ checkpoints that AutoGPTQ,
+ * transformers/optimum, GPTQModel and vLLM load; inspect models; import
+ * llama2.c checkpoints; and the building blocks (safetensors, bit packing,
+ * v1/v2 zero points, configs, tokenizers, architectures as data) that
+ * quantization and inference stand on.
+ *
+ * @example Inspect a quantized checkpoint
+ * ```ts ignore
+ * import { formatInspectReport, inspectPath } from "@gptq/toolkit";
+ * const report = await inspectPath("./Llama-2-7B-GPTQ");
+ * console.log(formatInspectReport(report));
+ * ```
+ *
+ * @example Unpack a quantized layer's 4-bit codes
+ * ```ts ignore
+ * import { CheckpointReader, readQuantLinear, dequantizeLinear } from "@gptq/toolkit";
+ * using ckpt = await CheckpointReader.open("./Llama-2-7B-GPTQ");
+ * const q = await readQuantLinear(ckpt, "model.layers.0.self_attn.q_proj", 4, "model.safetensors");
+ * const w = dequantizeLinear(q, "gptq"); // [N, K] float32
+ * ```
+ *
+ * @module
+ */
+
+export * from "./src/errors.ts";
+export * from "./src/version.ts";
+export * from "./src/io/dtype.ts";
+export * from "./src/io/safetensors.ts";
+export * from "./src/io/safetensors_writer.ts";
+export * from "./src/io/atomic_dir.ts";
+export * from "./src/io/checkpoint.ts";
+export * from "./src/io/hf_config.ts";
+export * from "./src/io/tokenizer.ts";
+export * from "./src/io/model_folder.ts";
+export * from "./src/io/llama2c.ts";
+export * from "./src/io/llama2c_tokenizer.ts";
+export * from "./src/arch/mod.ts";
+export * from "./src/gptq/pack.ts";
+export * from "./src/gptq/zero_format.ts";
+export * from "./src/gptq/quant_config.ts";
+export * from "./src/gptq/quant_linear.ts";
+export * from "./src/inspect.ts";
+export {
+  type GptqWasm,
+  loadWasm,
+  type LoadWasmOptions,
+  type PackBits,
+  WASM_SHA256,
+  type WasmCallContext,
+  wasmModule,
+} from "./src/wasm/mod.ts";
