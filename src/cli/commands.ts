@@ -8,6 +8,8 @@
 import type { Command } from "./_command.ts";
 import { inspectCommand } from "./inspect.ts";
 import { convertCommand } from "./convert.ts";
+import { evalCommand } from "./eval.ts";
+import { generateCommand } from "./generate.ts";
 
 /** Every sub-command. */
-export const COMMANDS: Command[] = [inspectCommand, convertCommand];
+export const COMMANDS: Command[] = [inspectCommand, convertCommand, generateCommand, evalCommand];

@@ -71,7 +71,8 @@ interface LinearRoles {
 }
 
 function rolesOf(spec: ArchSpec): LinearRoles {
-  const by = (input: LinearInput) => spec.linears.filter((l) => l.input === input).map((l) => l.name);
+  const by = (input: LinearInput) =>
+    spec.linears.filter((l) => l.input === input).map((l) => l.name);
   const attnIn = by("attn_in"), mlpIn = by("mlp_in");
   const pick = (names: string[], re: RegExp) => names.find((n) => re.test(n)) ?? null;
   const fusedQkv = attnIn.length === 1 ? attnIn[0]! : null;
@@ -149,15 +150,25 @@ export async function loadBlock(
 ): Promise<BlockWeights> {
   const { arch, config, kernels } = ctx;
   const prefix = `${arch.blockPrefix}.${layer}`;
-  const attnNorm = await readNorm(folder, `${prefix}.${arch.blockNorms.attn.name}`, arch.blockNorms.attn);
-  const mlpNorm = await readNorm(folder, `${prefix}.${arch.blockNorms.mlp.name}`, arch.blockNorms.mlp);
+  const attnNorm = await readNorm(
+    folder,
+    `${prefix}.${arch.blockNorms.attn.name}`,
+    arch.blockNorms.attn,
+  );
+  const mlpNorm = await readNorm(
+    folder,
+    `${prefix}.${arch.blockNorms.mlp.name}`,
+    arch.blockNorms.mlp,
+  );
   const linears = new Map<string, LinearHandle>();
   for (const l of arch.linears) {
     const path = `${prefix}.${l.name}`;
     if (folder.isQuantized(path)) {
       const q = folder.quant!.config;
       if (!isBits(q.bits)) {
-        throw new GptqError("QUANT_CONFIG", `bits ${q.bits} is not supported`, { file: folder.quant!.source });
+        throw new GptqError("QUANT_CONFIG", `bits ${q.bits} is not supported`, {
+          file: folder.quant!.source,
+        });
       }
       const tensors = await readQuantLinear(folder, folder.storedName(path), q.bits, folder.dir, {
         groupSize: q.group_size,
@@ -400,8 +411,13 @@ export class CausalLM {
    * @param opts Backend choice.
    * @returns The model.
    */
-  static async load(dirOrFolder: string | ModelFolder, opts: LoadModelOptions = {}): Promise<CausalLM> {
-    const folder = typeof dirOrFolder === "string" ? await ModelFolder.open(dirOrFolder) : dirOrFolder;
+  static async load(
+    dirOrFolder: string | ModelFolder,
+    opts: LoadModelOptions = {},
+  ): Promise<CausalLM> {
+    const folder = typeof dirOrFolder === "string"
+      ? await ModelFolder.open(dirOrFolder)
+      : dirOrFolder;
     const kernels = opts.kernels ?? createTsKernels();
     const ctx = blockContext(folder, kernels);
     const { arch, config } = folder;
@@ -415,11 +431,17 @@ export class CausalLM {
       posOffset = arch.positions.offset;
     }
     const outer = (role: string, suffix: string) =>
-      arch.outer.find((o) => o.role === role && o.name.includes(suffix) && (o.present?.(config) ?? true));
+      arch.outer.find((o) =>
+        o.role === role && o.name.includes(suffix) && (o.present?.(config) ?? true)
+      );
     const pin = outer("projection", "project_in"), pout = outer("projection", "project_out");
     // OPT's project_in/out are nn.Linear without bias: weight [out, in].
-    const projectIn = pin ? kernels.linearFromDense(await folder.read(pin.name), null, false) : null;
-    const projectOut = pout ? kernels.linearFromDense(await folder.read(pout.name), null, false) : null;
+    const projectIn = pin
+      ? kernels.linearFromDense(await folder.read(pin.name), null, false)
+      : null;
+    const projectOut = pout
+      ? kernels.linearFromDense(await folder.read(pout.name), null, false)
+      : null;
     const fn = arch.finalNorm;
     const finalNorm = (fn.present?.(config) ?? true) ? await readNorm(folder, fn.name, fn) : null;
     const headName = folder.lmHeadName();
@@ -450,9 +472,13 @@ export class CausalLM {
   newCache(maxLen: number = this.config.maxPositions): KvCache {
     const c = this.config;
     if (maxLen > c.maxPositions) {
-      throw new GptqError("INVALID_ARGUMENT", `sequence length ${maxLen} exceeds the model's ${c.maxPositions} positions`, {
-        file: c.file,
-      });
+      throw new GptqError(
+        "INVALID_ARGUMENT",
+        `sequence length ${maxLen} exceeds the model's ${c.maxPositions} positions`,
+        {
+          file: c.file,
+        },
+      );
     }
     const n = maxLen * c.numKvHeads * c.headDim;
     return {
@@ -477,7 +503,10 @@ export class CausalLM {
     for (let t = 0; t < T; t++) {
       const id = ids[t]!;
       if (!Number.isInteger(id) || id < 0 || id >= this.#embed.rows) {
-        throw new GptqError("INVALID_ARGUMENT", `token id ${id} is outside the vocabulary (${this.#embed.rows})`);
+        throw new GptqError(
+          "INVALID_ARGUMENT",
+          `token id ${id} is outside the vocabulary (${this.#embed.rows})`,
+        );
       }
       x.set(this.#embed.row(id), t * E);
     }
@@ -517,9 +546,13 @@ export class CausalLM {
   forward(ids: ArrayLike<number>, cache: KvCache, opts: { lastOnly?: boolean } = {}): Float32Array {
     const T = ids.length, past = cache.length;
     if (past + T > cache.maxLen) {
-      throw new GptqError("INVALID_ARGUMENT", `sequence of ${past + T} tokens exceeds the cache (${cache.maxLen})`, {
-        hint: "use a shorter prompt or fewer new tokens",
-      });
+      throw new GptqError(
+        "INVALID_ARGUMENT",
+        `sequence of ${past + T} tokens exceeds the cache (${cache.maxLen})`,
+        {
+          hint: "use a shorter prompt or fewer new tokens",
+        },
+      );
     }
     let x = this.embed(ids, past);
     for (let i = 0; i < this.#blocks.length; i++) {

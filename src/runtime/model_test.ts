@@ -21,7 +21,9 @@ for (const name of ["llama", "opt", "gpt2", "gpt_neox", "llama-gptq-4bit-g32"]) 
       const out = lm.forward(ids, lm.newCache(ids.length));
       assert.equal(out.length, logits.length);
       let maxDiff = 0;
-      for (let i = 0; i < out.length; i++) maxDiff = Math.max(maxDiff, Math.abs(out[i]! - logits[i]!));
+      for (let i = 0; i < out.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(out[i]! - logits[i]!));
+      }
       console.log(`${name}: max |Δlogit| = ${maxDiff.toExponential(3)}`);
       assert.ok(maxDiff <= 1e-3, `max abs diff ${maxDiff}`);
       // Incremental decoding through the KV cache gives the same last logits.

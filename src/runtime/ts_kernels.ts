@@ -13,8 +13,8 @@ import { dequantizeLinear } from "../gptq/quant_linear.ts";
 import { GptqError } from "../errors.ts";
 import type { Kernels, LinearHandle, QuantLinearSource } from "./kernels.ts";
 import {
-  refAttention,
   REF_ACTIVATIONS,
+  refAttention,
   refLayerNorm,
   refLinear,
   refRmsNorm,

@@ -72,53 +72,61 @@ fn every_golden_case_matches_autogptq() {
         assert_eq!(r.scale.len(), n * g, "{}: G", case.file);
         assert_eq!(r.g_idx, g_idx_ref, "{}: g_idx", case.file);
 
-        let mut exact = 0usize;
-        let mut one_step = 0usize;
-        let mut worse = 0usize;
+        let maxq = ((1u32 << case.cfg.bits) - 1) as f32;
+        let total = n * k;
+        let (mut q_exact, mut code_eq, mut within_step) = (0usize, 0usize, 0usize);
+        let mut max_dq_code_eq = 0.0f64; // |ΔQ| / |Q| where the codes agree
         for row in 0..n {
             for col in 0..k {
                 let i = row * k + col;
                 let gi = g_idx_ref[col] as usize;
-                let s = scale_ref[row * g + gi];
+                let (s, z) = (scale_ref[row * g + gi], zero_ref[row * g + gi]);
+                let code_ref = ((q_ref[i] / s).round_ties_even() + z).clamp(0.0, maxq);
                 if r.q[i] == q_ref[i] {
-                    exact += 1;
-                    // Codes equal round(Q/scale) + zero wherever Q matches.
-                    let z = zero_ref[row * g + gi];
-                    let want = ((q_ref[i] / s).round_ties_even() + z).clamp(0.0, ((1u32 << case.cfg.bits) - 1) as f32);
-                    assert_eq!(r.codes[i] as f32, want, "{}: code at ({row},{col})", case.file);
-                } else if (r.q[i] - q_ref[i]).abs() <= s * 1.0001 {
-                    one_step += 1;
-                } else {
-                    worse += 1;
+                    q_exact += 1;
                 }
+                let dq = (r.q[i] - q_ref[i]).abs() as f64 / s as f64;
+                if dq <= 1.0 + 1e-4 {
+                    within_step += 1;
+                }
+                if r.codes[i] as f32 == code_ref {
+                    code_eq += 1;
+                    if q_ref[i] != 0.0 {
+                        max_dq_code_eq = max_dq_code_eq.max((r.q[i] - q_ref[i]).abs() as f64 / q_ref[i].abs() as f64);
+                    } else {
+                        assert_eq!(r.q[i], 0.0);
+                    }
+                }
+                // The codes are exactly round(Q/scale)+zero of our own Q and scale.
+                let (s2, z2) = (r.scale[row * g + gi], r.zero[row * g + gi]);
+                assert_eq!(r.q[i], s2 * (r.codes[i] as f32 - z2), "{}: Q vs codes at ({row},{col})", case.file);
             }
         }
-        let mut scale_exact = 0;
-        let mut scale_ulp = 0;
-        let mut scale_bad = 0;
-        let mut zero_bad = 0;
+        let (mut scale_exact, mut scale_1ulp, mut max_scale_rel) = (0usize, 0usize, 0.0f64);
         for i in 0..n * g {
             if r.scale[i] == scale_ref[i] {
                 scale_exact += 1;
             } else if ulp_rel_eq(r.scale[i], scale_ref[i]) {
-                scale_ulp += 1;
-            } else {
-                scale_bad += 1;
+                scale_1ulp += 1;
             }
-            if r.zero[i] != zero_ref[i] {
-                zero_bad += 1;
-            }
+            max_scale_rel = max_scale_rel.max(((r.scale[i] - scale_ref[i]) / scale_ref[i]).abs() as f64);
         }
-        let total = n * k;
+        let zero_eq = (0..n * g).filter(|&i| r.zero[i] == zero_ref[i]).count();
         eprintln!(
-            "{:<36} Q exact {exact}/{total} ({:.4}%), off by one step {one_step}, worse {worse}; \
-             scale exact {scale_exact}/{} (+{scale_ulp} within 1 ulp, {scale_bad} off); zero mismatches {zero_bad}; loss {:.6}",
+            "{:<34} codes equal {code_eq}/{total}; Q bit-equal {q_exact} ({:.2}%), |ΔQ| ≤ 1 step {within_step}, \
+             max |ΔQ|/|Q| where codes agree {max_dq_code_eq:.1e}; scale bit-equal {scale_exact}/{} (+{scale_1ulp} ≤1 ulp), \
+             max rel Δscale {max_scale_rel:.1e}; zero equal {zero_eq}; loss {:.6}",
             case.file,
-            100.0 * exact as f64 / total as f64,
+            100.0 * q_exact as f64 / total as f64,
             n * g,
             r.loss
         );
-        if exact * 1000 < total * 999 || worse > 0 || scale_bad > 0 || zero_bad > 0 {
+        if code_eq * 1000 < total * 999
+            || within_step != total
+            || max_dq_code_eq > 1e-6
+            || max_scale_rel > 1e-6
+            || zero_eq != n * g
+        {
             failures.push(case.file.clone());
         }
     }

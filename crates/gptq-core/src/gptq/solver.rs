@@ -240,13 +240,7 @@ pub fn quantize_rows_into(
                             p = QParams { scale: out.scale[orow * g + gi], zero: out.zero[orow * g + gi] };
                         } else if col % gw == 0 {
                             // Quirk kept from AutoGPTQ: reads the outer W (block-start values).
-                            if std::env::var("GPTQ_NOQUIRK").is_ok() {
-                                let mut t: Vec<f32> = row[col..(col + gw).min(k)].to_vec();
-                                for (j, tv) in t.iter_mut().enumerate() { if col + j < i2 { *tv = w1[i + j]; } }
-                                p = find_params(&t, cfg.bits, cfg.sym, mse);
-                            } else {
                             p = find_params(&row[col..(col + gw).min(k)], cfg.bits, cfg.sym, mse);
-                            }
                             out.scale[orow * g + col / gw] = p.scale;
                             out.zero[orow * g + col / gw] = p.zero;
                         }
@@ -341,3 +335,4 @@ pub fn gptq_quantize(w: &[f32], n: usize, k: usize, h: &[f32], cfg: &GptqConfig)
     let prep = prepare_hessian(h, k, cfg)?;
     quantize_with(&prep, w, n)
 }
+

@@ -1,0 +1,103 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * `cli.ts eval MODEL --dataset FILE [--seqlen N] [--max-samples N] [--json]`.
+ *
+ * @module
+ */
+
+import { fsError, GptqError } from "../errors.ts";
+import { CausalLM } from "../runtime/model.ts";
+import { perplexity } from "../runtime/perplexity.ts";
+import { type BackendName, selectKernels } from "../runtime/backend.ts";
+import { type Command, intOption } from "./_command.ts";
+import { startProgress } from "./_progress.ts";
+
+/** The `eval` command. */
+export const evalCommand: Command = {
+  name: "eval",
+  summary: "perplexity of a model (plain or GPTQ) on a text file, as the GPTQ paper computes it",
+  usage:
+    "eval MODEL --dataset FILE [--seqlen 2048] [--max-samples N] [--backend auto|wasm|typescript] [--json]",
+  examples: [
+    "eval ./Llama-2-7B-GPTQ --dataset wikitext2_test.txt --seqlen 2048",
+    "eval ./stories260K-hf --dataset tinystories_valid_sample.txt --seqlen 512 --json",
+  ],
+  options: {
+    dataset: {
+      type: "string",
+      valueName: "FILE",
+      description: "text file, joined as-is and tokenized once",
+    },
+    seqlen: {
+      type: "string",
+      valueName: "N",
+      description: "window length (default 2048, or the model's context if shorter)",
+    },
+    "max-samples": { type: "string", valueName: "N", description: "evaluate at most N windows" },
+    backend: {
+      type: "string",
+      valueName: "NAME",
+      description: "auto (default), wasm or typescript",
+    },
+  },
+  async run(args, io) {
+    const model = args.positionals[0];
+    if (model === undefined || args.positionals.length !== 1) {
+      throw new GptqError("INVALID_ARGUMENT", "eval takes exactly one MODEL folder", {
+        hint: "usage: deno run -A cli.ts eval MODEL --dataset FILE",
+      });
+    }
+    const dataset = args.values.dataset;
+    if (typeof dataset !== "string") {
+      throw new GptqError("INVALID_ARGUMENT", "--dataset FILE is required");
+    }
+    let text: string;
+    try {
+      text = await Deno.readTextFile(dataset);
+    } catch (e) {
+      throw fsError(e, dataset);
+    }
+    const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
+    io.stderr(`${backend.description}\n`);
+    const lm = await CausalLM.load(model, { kernels: backend.kernels });
+    try {
+      const seqlen = intOption(args, "seqlen", Math.min(2048, lm.config.maxPositions), 2);
+      const maxSamples = args.values["max-samples"] === undefined
+        ? undefined
+        : intOption(args, "max-samples", 0, 1);
+      const tok = await lm.folder.tokenizer();
+      const t0 = performance.now();
+      const ids = tok.encode(text, { addSpecialTokens: false });
+      const tokMs = performance.now() - t0;
+      const total = Math.min(Math.floor(ids.length / seqlen), maxSamples ?? Infinity);
+      const bar = startProgress("eval", total, "windows", io.stderr);
+      const t1 = performance.now();
+      const r = perplexity(lm, ids, {
+        seqlen,
+        ...(maxSamples === undefined ? {} : { maxSamples }),
+        onProgress: (d) => bar.update(d),
+      });
+      bar.done();
+      const secs = (performance.now() - t1) / 1000;
+      const report = {
+        model,
+        dataset,
+        backend: backend.kernels.name,
+        ...r,
+        tokensPerSecond: (r.windows * r.seqlen) / secs,
+        seconds: secs,
+        tokenizeSeconds: tokMs / 1000,
+      };
+      if (io.json) io.stdout(JSON.stringify(report, null, 2) + "\n");
+      else {
+        io.stdout(
+          `perplexity ${r.ppl.toFixed(4)} (${r.windows} windows × ${r.seqlen} tokens, ` +
+            `${r.droppedTokens} tokens dropped; ${report.tokensPerSecond.toFixed(1)} tok/s)\n`,
+        );
+      }
+      return 0;
+    } finally {
+      lm.close();
+    }
+  },
+};

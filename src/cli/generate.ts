@@ -1,0 +1,111 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * `cli.ts generate MODEL --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]`.
+ *
+ * @module
+ */
+
+import { GptqError } from "../errors.ts";
+import { CausalLM } from "../runtime/model.ts";
+import { type GenerateStats, generateText } from "../runtime/generate.ts";
+import { type BackendName, selectKernels } from "../runtime/backend.ts";
+import { type Command, intOption, numberOption } from "./_command.ts";
+
+/** The `generate` command. */
+export const generateCommand: Command = {
+  name: "generate",
+  summary: "generate text from a prompt, streaming tokens to stdout (plain or GPTQ models)",
+  usage:
+    "generate MODEL --prompt TEXT [--max-new-tokens 128] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0]",
+  examples: [
+    'generate ./stories260K-hf --prompt "Once upon a time" --temperature 0',
+    'generate ./Llama-2-7B-GPTQ --prompt "The capital of France is" --max-new-tokens 32 --top-p 0.9 --seed 7',
+  ],
+  options: {
+    prompt: {
+      type: "string",
+      short: "p",
+      valueName: "TEXT",
+      description: "the prompt (default: empty, i.e. BOS only)",
+    },
+    "max-new-tokens": {
+      type: "string",
+      valueName: "N",
+      description: "tokens to generate at most (default 128)",
+    },
+    temperature: { type: "string", valueName: "T", description: "0 = greedy (default 1)" },
+    "top-k": {
+      type: "string",
+      valueName: "K",
+      description: "keep the K most likely tokens (0 = off)",
+    },
+    "top-p": {
+      type: "string",
+      valueName: "P",
+      description: "nucleus sampling threshold (1 = off)",
+    },
+    seed: { type: "string", valueName: "S", description: "sampling seed (default 0)" },
+    backend: {
+      type: "string",
+      valueName: "NAME",
+      description: "auto (default), wasm or typescript",
+    },
+  },
+  async run(args, io) {
+    const model = args.positionals[0];
+    if (model === undefined || args.positionals.length !== 1) {
+      throw new GptqError("INVALID_ARGUMENT", "generate takes exactly one MODEL folder", {
+        hint: 'usage: deno run -A cli.ts generate MODEL --prompt "TEXT"',
+      });
+    }
+    const opts = {
+      max_new_tokens: intOption(args, "max-new-tokens", 128, 1),
+      temperature: numberOption(args, "temperature", 1, 0),
+      top_k: intOption(args, "top-k", 0, 0),
+      top_p: numberOption(args, "top-p", 1, 0, 1),
+      seed: intOption(args, "seed", 0),
+    };
+    const prompt = (args.values.prompt as string | undefined) ?? "";
+    const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
+    io.stderr(`${backend.description}\n`);
+    const lm = await CausalLM.load(model, { kernels: backend.kernels });
+    try {
+      const tok = await lm.folder.tokenizer();
+      const stats: GenerateStats = {
+        promptTokens: 0,
+        newTokens: 0,
+        prefillMs: 0,
+        decodeMs: 0,
+        stop: "length",
+      };
+      let text = "";
+      if (!io.json) io.stdout(prompt);
+      for await (const piece of generateText(lm, tok, prompt, opts, stats)) {
+        text += piece;
+        if (!io.json) io.stdout(piece);
+      }
+      const decodeTps = stats.newTokens > 1 ? (stats.newTokens - 1) / (stats.decodeMs / 1000) : 0;
+      const prefillTps = stats.promptTokens / (stats.prefillMs / 1000);
+      if (io.json) {
+        io.stdout(
+          JSON.stringify(
+            { prompt, text, ...stats, prefillTps, decodeTps, backend: backend.kernels.name },
+            null,
+            2,
+          ) + "\n",
+        );
+      } else {
+        io.stdout("\n");
+        io.stderr(
+          `[${stats.promptTokens} prompt tokens at ${
+            prefillTps.toFixed(1)
+          } tok/s, ${stats.newTokens} new at ` +
+            `${decodeTps.toFixed(1)} tok/s; stop: ${stats.stop}]\n`,
+        );
+      }
+      return 0;
+    } finally {
+      lm.close();
+    }
+  },
+};

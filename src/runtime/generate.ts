@@ -1,0 +1,126 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * Text generation: prefill the prompt, then decode token by token through
+ * the KV cache, streaming text pieces as they become printable.
+ *
+ * @module
+ */
+
+import type { TextTokenizer } from "../io/tokenizer.ts";
+import type { CausalLM } from "./model.ts";
+import { createSampler, type SamplingOptions } from "./sample.ts";
+
+/** Options of {@linkcode generateTokens} and {@linkcode generateText}. */
+export interface GenerateOptions extends SamplingOptions {
+  /** How many tokens to generate at most. Default 128. */
+  max_new_tokens?: number;
+  /** Stop at these ids (default: the model's EOS ids). */
+  eos_token_id?: number[];
+}
+
+/** Timings of one generation. */
+export interface GenerateStats {
+  /** Prompt tokens. */
+  promptTokens: number;
+  /** Generated tokens. */
+  newTokens: number;
+  /** Prefill time in ms. */
+  prefillMs: number;
+  /** Decode time in ms. */
+  decodeMs: number;
+  /** Why it stopped. */
+  stop: "eos" | "length";
+}
+
+/**
+ * Generates token ids after a prompt.
+ *
+ * @example
+ * ```ts ignore
+ * for (const id of generateTokens(lm, [1], { temperature: 0, max_new_tokens: 20 })) console.log(id);
+ * ```
+ *
+ * @param lm The model.
+ * @param prompt Prompt ids (non-empty).
+ * @param opts Sampling and stopping.
+ * @param stats Filled in as generation proceeds.
+ * @returns The new ids, one at a time (EOS is not yielded).
+ */
+export function* generateTokens(
+  lm: CausalLM,
+  prompt: number[],
+  opts: GenerateOptions = {},
+  stats?: GenerateStats,
+): Generator<number> {
+  const maxNew = opts.max_new_tokens ?? 128;
+  const eos = new Set(opts.eos_token_id ?? lm.config.eosTokenIds);
+  const cap = Math.min(lm.config.maxPositions, prompt.length + maxNew);
+  const cache = lm.newCache(cap);
+  const pick = createSampler(opts);
+  const st: GenerateStats = stats ?? {
+    promptTokens: 0,
+    newTokens: 0,
+    prefillMs: 0,
+    decodeMs: 0,
+    stop: "length",
+  };
+  st.promptTokens = prompt.length;
+  let t0 = performance.now();
+  let logits = lm.forward(prompt, cache, { lastOnly: true });
+  st.prefillMs = performance.now() - t0;
+  t0 = performance.now();
+  for (let i = 0; i < maxNew && cache.length < cap + 1; i++) {
+    const id = pick(logits.subarray(logits.length - lm.config.vocabSize));
+    if (eos.has(id)) {
+      st.stop = "eos";
+      break;
+    }
+    st.newTokens++;
+    yield id;
+    if (cache.length >= cap) break;
+    logits = lm.forward([id], cache);
+    st.decodeMs = performance.now() - t0;
+  }
+  st.decodeMs = performance.now() - t0;
+}
+
+/**
+ * Generates text after a prompt, as an async iterator of printable pieces.
+ *
+ * @example
+ * ```ts ignore
+ * import { CausalLM } from "./model.ts";
+ * import { generateText } from "./generate.ts";
+ * const lm = await CausalLM.load("./stories260K-hf");
+ * const tok = await lm.folder.tokenizer();
+ * for await (const piece of generateText(lm, tok, "Once upon a time", { temperature: 0 })) {
+ *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ * }
+ * ```
+ *
+ * @param lm The model.
+ * @param tok Its tokenizer.
+ * @param prompt The prompt text (BOS is added as the tokenizer's config says).
+ * @param opts Sampling and stopping.
+ * @param stats Filled in as generation proceeds.
+ * @returns Text pieces.
+ */
+export async function* generateText(
+  lm: CausalLM,
+  tok: TextTokenizer,
+  prompt: string,
+  opts: GenerateOptions = {},
+  stats?: GenerateStats,
+): AsyncGenerator<string> {
+  let ids = tok.encode(prompt);
+  if (ids.length === 0) ids = tok.bosTokenId !== null ? [tok.bosTokenId] : [];
+  if (ids.length === 0) ids = lm.config.bosTokenId !== null ? [lm.config.bosTokenId] : [0];
+  const dec = tok.createStreamDecoder();
+  for (const id of generateTokens(lm, ids, opts, stats)) {
+    const piece = dec.push(id);
+    if (piece) yield piece;
+    await Promise.resolve();
+  }
+  const rest = dec.flush();
+  if (rest) yield rest;
+}
