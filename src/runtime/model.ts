@@ -332,6 +332,8 @@ export function runBlock(
 export interface LoadModelOptions {
   /** The backend; default: the TypeScript reference kernels. */
   kernels?: Kernels;
+  /** Load the decoder blocks (default true); false gives embeddings only, for streaming work. */
+  blocks?: boolean;
 }
 
 /** A table whose rows are converted to float32 on lookup (embeddings). */
@@ -422,7 +424,9 @@ export class CausalLM {
     const ctx = blockContext(folder, kernels);
     const { arch, config } = folder;
     const blocks: BlockWeights[] = [];
-    for (let i = 0; i < config.numLayers; i++) blocks.push(await loadBlock(folder, ctx, i));
+    if (opts.blocks !== false) {
+      for (let i = 0; i < config.numLayers; i++) blocks.push(await loadBlock(folder, ctx, i));
+    }
     const embedRaw = await folder.read(arch.embedding);
     const embed = new RowTable(embedRaw);
     let pos: RowTable | null = null, posOffset = 0;

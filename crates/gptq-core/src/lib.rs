@@ -3,3 +3,4 @@
 pub mod dtype;
 pub mod gptq;
 pub mod pack;
+pub mod runtime;

@@ -2,6 +2,18 @@
 //! The solver against AutoGPTQ's own outputs (`shared/data/golden/autogptq`):
 //! Q, scale, zero, g_idx for every case, codes consistency, and Hessian
 //! accumulation from the raw activations X.
+//!
+//! What is asserted, per case: g_idx identical; zero identical; integer codes
+//! equal for ≥ 99.9% of weights (all of them, today); every Q within one step;
+//! where codes agree, |ΔQ|/|Q| ≤ 1e-6; scale within 1e-6 relative. Q and scale
+//! are bit-identical when no group parameters are computed from lazily
+//! updated columns (g = −1, static groups). Otherwise `find_params` reads W
+//! after `W[:, i2:] -= Err1·U`, and U comes from torch's f32 LAPACK chain
+//! (cholesky → cholesky_inverse → cholesky): its last-bit rounding cannot be
+//! reproduced (an f64 U moves the bit-equal share by < 3 points), so a few %
+//! of scales differ by 1–3 ulp, which changes Q in the last bit, not the codes.
+
+#![allow(clippy::needless_range_loop)]
 
 mod common;
 
@@ -40,7 +52,12 @@ fn cases() -> Vec<Case> {
                 blocksize: s(&c["blocksize"]).parse().unwrap(),
                 mse: None,
             },
-            dead: c["dead_columns"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect(),
+            dead: c["dead_columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect(),
         })
         .collect()
 }
@@ -54,8 +71,16 @@ fn every_golden_case_matches_autogptq() {
     for case in &cases {
         let st = read_safetensors(&dir.join(&case.file));
         // The file's own metadata agrees with cases.json.
-        assert_eq!(st.metadata["bits"], case.cfg.bits.to_string(), "{}", case.file);
-        assert_eq!(st.metadata["damp_percent"].parse::<f32>().unwrap(), case.cfg.damp_percent);
+        assert_eq!(
+            st.metadata["bits"],
+            case.cfg.bits.to_string(),
+            "{}",
+            case.file
+        );
+        assert_eq!(
+            st.metadata["damp_percent"].parse::<f32>().unwrap(),
+            case.cfg.damp_percent
+        );
         let wt = &st.tensors["W"];
         let (n, k) = (wt.shape[0], wt.shape[1]);
         let w = wt.f32();
@@ -92,14 +117,20 @@ fn every_golden_case_matches_autogptq() {
                 if r.codes[i] as f32 == code_ref {
                     code_eq += 1;
                     if q_ref[i] != 0.0 {
-                        max_dq_code_eq = max_dq_code_eq.max((r.q[i] - q_ref[i]).abs() as f64 / q_ref[i].abs() as f64);
+                        max_dq_code_eq = max_dq_code_eq
+                            .max((r.q[i] - q_ref[i]).abs() as f64 / q_ref[i].abs() as f64);
                     } else {
                         assert_eq!(r.q[i], 0.0);
                     }
                 }
                 // The codes are exactly round(Q/scale)+zero of our own Q and scale.
                 let (s2, z2) = (r.scale[row * g + gi], r.zero[row * g + gi]);
-                assert_eq!(r.q[i], s2 * (r.codes[i] as f32 - z2), "{}: Q vs codes at ({row},{col})", case.file);
+                assert_eq!(
+                    r.q[i],
+                    s2 * (r.codes[i] as f32 - z2),
+                    "{}: Q vs codes at ({row},{col})",
+                    case.file
+                );
             }
         }
         let (mut scale_exact, mut scale_1ulp, mut max_scale_rel) = (0usize, 0usize, 0.0f64);
@@ -109,7 +140,8 @@ fn every_golden_case_matches_autogptq() {
             } else if ulp_rel_eq(r.scale[i], scale_ref[i]) {
                 scale_1ulp += 1;
             }
-            max_scale_rel = max_scale_rel.max(((r.scale[i] - scale_ref[i]) / scale_ref[i]).abs() as f64);
+            max_scale_rel =
+                max_scale_rel.max(((r.scale[i] - scale_ref[i]) / scale_ref[i]).abs() as f64);
         }
         let zero_eq = (0..n * g).filter(|&i| r.zero[i] == zero_ref[i]).count();
         eprintln!(
@@ -130,7 +162,10 @@ fn every_golden_case_matches_autogptq() {
             failures.push(case.file.clone());
         }
     }
-    assert!(failures.is_empty(), "cases off the AutoGPTQ goldens: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "cases off the AutoGPTQ goldens: {failures:?}"
+    );
 }
 
 #[test]
@@ -160,12 +195,19 @@ fn hessian_accumulation_matches_golden_h() {
     }
     let fro_rel = (num / den).sqrt();
     eprintln!("H from X: max |ΔH|/max|H| = {max_rel:.3e}, ‖ΔH‖F/‖H‖F = {fro_rel:.3e}");
-    assert!(fro_rel <= 1e-5 && max_rel <= 1e-5, "H relative error {fro_rel:e} / {max_rel:e}");
+    assert!(
+        fro_rel <= 1e-5 && max_rel <= 1e-5,
+        "H relative error {fro_rel:e} / {max_rel:e}"
+    );
 
     // One batch of all 8 sequences gives the same H (running average by sequences).
     let mut acc8 = HessianAccumulator::new(k);
     acc8.add_batch(&x, ns, t).unwrap();
     let h8 = acc8.h();
-    let d = h8.iter().zip(&h_ref).map(|(a, b)| ((a - b) as f64).abs()).fold(0.0, f64::max);
+    let d = h8
+        .iter()
+        .zip(&h_ref)
+        .map(|(a, b)| ((a - b) as f64).abs())
+        .fold(0.0, f64::max);
     assert!(d / hmax <= 1e-5, "single-batch H off by {d}");
 }

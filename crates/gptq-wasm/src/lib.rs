@@ -6,6 +6,8 @@
 //! `Error` whose message says what is wrong; the TypeScript loader in
 //! `src/wasm/mod.ts` turns it into a `GptqError`.
 
+mod solver;
+
 use gptq_core::{dtype, pack};
 use wasm_bindgen::prelude::*;
 

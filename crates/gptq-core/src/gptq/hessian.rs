@@ -45,7 +45,12 @@ impl HessianAccumulator {
     /// Adds one batch: `x` is `[n_seq·tokens_per_seq, K]` row-major (a layer
     /// input `[n_seq, tokens_per_seq, K]`). Like AutoGPTQ, the running average
     /// weights by sequences (`n_seq`), and padded tokens are not masked.
-    pub fn add_batch(&mut self, x: &[f32], n_seq: usize, tokens_per_seq: usize) -> Result<(), GptqError> {
+    pub fn add_batch(
+        &mut self,
+        x: &[f32],
+        n_seq: usize,
+        tokens_per_seq: usize,
+    ) -> Result<(), GptqError> {
         let k = self.k;
         let t = n_seq * tokens_per_seq;
         if n_seq == 0 || x.len() != t * k {

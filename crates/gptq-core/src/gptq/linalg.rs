@@ -163,23 +163,39 @@ unsafe fn kernel(
     sign: f32,
     overwrite: bool,
 ) {
-    let mut acc = [[0.0f32; NR]; MR];
+    let mut c0 = [0.0f32; NR];
+    let mut c1 = [0.0f32; NR];
+    let mut c2 = [0.0f32; NR];
+    let mut c3 = [0.0f32; NR];
     // Rows past `mr` re-read row 0 (valid memory); their results are dropped.
     let r1 = if mr > 1 { a.add(lda) } else { a };
     let r2 = if mr > 2 { a.add(2 * lda) } else { a };
     let r3 = if mr > 3 { a.add(3 * lda) } else { a };
     for p in 0..kc {
-        let bv = &*(bp.add(p * NR) as *const [f32; NR]);
-        let av = [*a.add(p), *r1.add(p), *r2.add(p), *r3.add(p)];
-        for r in 0..MR {
-            for j in 0..NR {
-                acc[r][j] += av[r] * bv[j];
-            }
+        let bv = *(bp.add(p * NR) as *const [f32; NR]);
+        let (a0, a1, a2, a3) = (*a.add(p), *r1.add(p), *r2.add(p), *r3.add(p));
+        for j in 0..NR {
+            c0[j] += a0 * bv[j];
+            c1[j] += a1 * bv[j];
+            c2[j] += a2 * bv[j];
+            c3[j] += a3 * bv[j];
         }
     }
+    let acc = [c0, c1, c2, c3];
     for (r, accr) in acc.iter().enumerate().take(mr) {
         let cr = c.add(r * ldc);
-        if overwrite {
+        if nr == NR {
+            let dst = &mut *(cr as *mut [f32; NR]);
+            if overwrite {
+                for j in 0..NR {
+                    dst[j] = sign * accr[j];
+                }
+            } else {
+                for j in 0..NR {
+                    dst[j] += sign * accr[j];
+                }
+            }
+        } else if overwrite {
             for (j, &v) in accr.iter().enumerate().take(nr) {
                 *cr.add(j) = sign * v;
             }
@@ -215,7 +231,11 @@ pub fn dot(x: &[f32], y: &[f32]) -> f32 {
 /// In-place lower Cholesky `A = L·Lᵀ` of the `k×k` row-major `a` (reads the
 /// lower triangle only; the strictly upper triangle is left as garbage).
 /// Returns `Err(j)` at the first non-positive (or non-finite) pivot `j`.
-pub fn cholesky_lower_inplace(a: &mut [f32], k: usize, scratch: &mut GemmScratch) -> Result<(), usize> {
+pub fn cholesky_lower_inplace(
+    a: &mut [f32],
+    k: usize,
+    scratch: &mut GemmScratch,
+) -> Result<(), usize> {
     assert!(a.len() >= k * k);
     let mut k0 = 0;
     while k0 < k {
@@ -431,11 +451,28 @@ mod tests {
         for (src, bb, ldb) in [(BSrc::RowMajor, &b, n), (BSrc::Trans, &bt, kd)] {
             let mut c = c0.clone();
             unsafe {
-                gemm(m, n, kd, a.as_ptr(), kd, bb.as_ptr(), ldb, src, c.as_mut_ptr(), n, -1.0, false, Tri::Full, &mut sc)
+                gemm(
+                    m,
+                    n,
+                    kd,
+                    a.as_ptr(),
+                    kd,
+                    bb.as_ptr(),
+                    ldb,
+                    src,
+                    c.as_mut_ptr(),
+                    n,
+                    -1.0,
+                    false,
+                    Tri::Full,
+                    &mut sc,
+                )
             };
             for i in 0..m {
                 for j in 0..n {
-                    let e: f64 = (0..kd).map(|p| a[i * kd + p] as f64 * b[p * n + j] as f64).sum();
+                    let e: f64 = (0..kd)
+                        .map(|p| a[i * kd + p] as f64 * b[p * n + j] as f64)
+                        .sum();
                     assert!((c[i * n + j] as f64 - (c0[i * n + j] as f64 - e)).abs() < 1e-4);
                 }
             }
@@ -457,7 +494,9 @@ mod tests {
             let mut uu = vec![0.0f64; k * k];
             for i in 0..k {
                 for j in 0..k {
-                    uu[i * k + j] = (0..k).map(|p| b[p * k + i] as f64 * b[p * k + j] as f64).sum();
+                    uu[i * k + j] = (0..k)
+                        .map(|p| b[p * k + i] as f64 * b[p * k + j] as f64)
+                        .sum();
                 }
             }
             let mut maxerr = 0.0f64;
@@ -479,6 +518,9 @@ mod tests {
     fn cholesky_reports_pivot() {
         let mut a = vec![1.0f32, 0.0, 2.0, 1.0];
         // [[1,.],[2,1]] → 1 - 4 < 0 at pivot 1
-        assert_eq!(cholesky_lower_inplace(&mut a, 2, &mut GemmScratch::default()), Err(1));
+        assert_eq!(
+            cholesky_lower_inplace(&mut a, 2, &mut GemmScratch::default()),
+            Err(1)
+        );
     }
 }

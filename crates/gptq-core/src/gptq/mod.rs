@@ -52,7 +52,11 @@ pub struct MseConfig {
 
 impl Default for MseConfig {
     fn default() -> Self {
-        MseConfig { norm: 2.4, grid: 100, maxshrink: 0.8 }
+        MseConfig {
+            norm: 2.4,
+            grid: 100,
+            maxshrink: 0.8,
+        }
     }
 }
 
@@ -140,7 +144,9 @@ impl GptqConfig {
             )));
         }
         if self.blocksize == 0 {
-            return Err(GptqError::Config("blocksize must be > 0 (AutoGPTQ uses 128)".into()));
+            return Err(GptqError::Config(
+                "blocksize must be > 0 (AutoGPTQ uses 128)".into(),
+            ));
         }
         if let Some(m) = self.mse {
             if !(m.norm > 0.0 && m.grid > 0 && m.maxshrink > 0.0 && m.maxshrink <= 1.0) {

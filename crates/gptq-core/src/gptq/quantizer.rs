@@ -24,7 +24,11 @@ pub fn quantize_value(x: f32, p: QParams, maxq: f32) -> (f32, f32) {
 #[inline(always)]
 fn params_from_range(xmin: f32, xmax: f32, maxq: f32, sym: bool) -> QParams {
     let scale = (xmax - xmin) / maxq;
-    let zero = if sym { (maxq + 1.0) / 2.0 } else { (-xmin / scale).round_ties_even() };
+    let zero = if sym {
+        (maxq + 1.0) / 2.0
+    } else {
+        (-xmin / scale).round_ties_even()
+    };
     QParams { scale, zero }
 }
 
@@ -57,8 +61,15 @@ pub fn find_params(x: &[f32], bits: u32, sym: bool, mse: Option<&MseConfig>) -> 
             let p = (1.0 - i as f64 / m.grid as f64) as f32;
             let (xmin1, xmax1) = (p * xmin, p * xmax);
             let scale1 = (xmax1 - xmin1) / maxq;
-            let zero1 = if sym { best.zero } else { (-xmin1 / scale1).round_ties_even() };
-            let cand = QParams { scale: scale1, zero: zero1 };
+            let zero1 = if sym {
+                best.zero
+            } else {
+                (-xmin1 / scale1).round_ties_even()
+            };
+            let cand = QParams {
+                scale: scale1,
+                zero: zero1,
+            };
             let err = lp_error(x, cand, maxq, m.norm);
             if err < best_err {
                 best_err = err;
@@ -90,7 +101,14 @@ mod tests {
         assert_eq!(p.scale, 3.0 / 15.0);
         // 0.5 / 0.2 = 2.5 → rounds to 2 (half to even)
         let s = 0.2f32;
-        let (_, c) = quantize_value(2.5 * s, QParams { scale: s, zero: 8.0 }, 15.0);
+        let (_, c) = quantize_value(
+            2.5 * s,
+            QParams {
+                scale: s,
+                zero: 8.0,
+            },
+            15.0,
+        );
         assert_eq!(c, ((2.5 * s) / s).round_ties_even() + 8.0);
     }
 

@@ -9,7 +9,12 @@ use super::{GptqConfig, GptqResult};
 /// Round-to-nearest quantization of `w` (`n×k` row-major) with `cfg`'s bits,
 /// group size, symmetry and MSE option (act-order and damping do not apply;
 /// `g_idx[k] = k / group_size`).
-pub fn rtn_quantize(w: &[f32], n: usize, k: usize, cfg: &GptqConfig) -> Result<GptqResult, GptqError> {
+pub fn rtn_quantize(
+    w: &[f32],
+    n: usize,
+    k: usize,
+    cfg: &GptqConfig,
+) -> Result<GptqResult, GptqError> {
     cfg.validate()?;
     if k == 0 || w.len() != n * k {
         return Err(GptqError::Shape(format!(
@@ -41,5 +46,14 @@ pub fn rtn_quantize(w: &[f32], n: usize, k: usize, cfg: &GptqConfig) -> Result<G
         }
     }
     let g_idx = (0..k).map(|c| (c / gw) as i32).collect();
-    Ok(GptqResult { q, codes, scale, zero, g_idx, loss: 0.0, damp_used: 0.0, dead_columns: 0 })
+    Ok(GptqResult {
+        q,
+        codes,
+        scale,
+        zero,
+        g_idx,
+        loss: 0.0,
+        damp_used: 0.0,
+        dead_columns: 0,
+    })
 }

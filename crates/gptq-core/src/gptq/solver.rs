@@ -11,7 +11,7 @@ use super::quantizer::{find_params, quantize_value, QParams};
 use super::{GptqConfig, GptqResult};
 
 /// Rows of `W` processed together (working set `ROW_TILE×K` floats).
-const ROW_TILE: usize = 64;
+const ROW_TILE: usize = 256;
 
 /// A Hessian ready for quantization: the upper factor `U` of `H⁻¹` in
 /// processing order, the act-order permutation, dead columns and damping.
@@ -60,6 +60,57 @@ impl PreparedHessian {
     pub fn u(&self) -> &[f32] {
         &self.u
     }
+    /// `dead[c]`: column `c` had `diag(H) == 0`.
+    pub fn dead(&self) -> &[bool] {
+        &self.dead
+    }
+
+    /// Rebuilds a prepared Hessian from its parts (e.g. `U` computed by another
+    /// worker and transferred): `u` is `K×K`, `perm` a permutation of `0..K`.
+    pub fn from_parts(
+        k: usize,
+        cfg: &GptqConfig,
+        u: Vec<f32>,
+        perm: Vec<usize>,
+        dead: Vec<bool>,
+        damp_used: f32,
+    ) -> Result<PreparedHessian, GptqError> {
+        cfg.validate()?;
+        let mut seen = vec![false; k];
+        let perm_ok = perm.len() == k
+            && perm
+                .iter()
+                .all(|&p| p < k && !std::mem::replace(&mut seen[p], true));
+        if k == 0 || u.len() != k * k || dead.len() != k || !perm_ok {
+            return Err(GptqError::Shape(format!(
+                "from_parts: need u of K·K = {} values, a permutation of 0..{k} and {k} dead flags; got {}, {}, {}",
+                k * k,
+                u.len(),
+                perm.len(),
+                dead.len()
+            )));
+        }
+        let gw = cfg.group_width(k);
+        let mut g_idx = vec![0i32; k];
+        for (i, &c) in perm.iter().enumerate() {
+            g_idx[c] = if cfg.static_groups && cfg.desc_act {
+                (c / gw) as i32
+            } else {
+                (i / gw) as i32
+            };
+        }
+        let n_dead = dead.iter().filter(|&&d| d).count();
+        Ok(PreparedHessian {
+            k,
+            cfg: *cfg,
+            u,
+            perm,
+            dead,
+            n_dead,
+            damp_used,
+            g_idx,
+        })
+    }
 }
 
 /// Prepares `h` (`K×K` row-major, as `add_batch` accumulated it; not modified,
@@ -68,7 +119,11 @@ impl PreparedHessian {
 /// index first), `damp_percent × mean(diag H)` is added to the diagonal, and
 /// `U = cholesky(cholesky_inverse(cholesky(H)), upper)` is formed. If Cholesky
 /// fails, `damp_percent` is raised by `damp_auto_increment` while it stays < 1.
-pub fn prepare_hessian(h: &[f32], k: usize, cfg: &GptqConfig) -> Result<PreparedHessian, GptqError> {
+pub fn prepare_hessian(
+    h: &[f32],
+    k: usize,
+    cfg: &GptqConfig,
+) -> Result<PreparedHessian, GptqError> {
     cfg.validate()?;
     if k == 0 || h.len() != k * k {
         return Err(GptqError::Shape(format!(
@@ -79,8 +134,9 @@ pub fn prepare_hessian(h: &[f32], k: usize, cfg: &GptqConfig) -> Result<Prepared
     }
     check_finite("H", h, k)?;
     let dead: Vec<bool> = (0..k).map(|i| h[i * k + i] == 0.0).collect();
-    let n_dead = dead.iter().filter(|&&d| d).count();
-    let diag: Vec<f32> = (0..k).map(|i| if dead[i] { 1.0 } else { h[i * k + i] }).collect();
+    let diag: Vec<f32> = (0..k)
+        .map(|i| if dead[i] { 1.0 } else { h[i * k + i] })
+        .collect();
     let mut perm: Vec<usize> = (0..k).collect();
     if cfg.desc_act {
         // Stable sort, descending: ties keep ascending index order.
@@ -103,19 +159,17 @@ pub fn prepare_hessian(h: &[f32], k: usize, cfg: &GptqConfig) -> Result<Prepared
             Err(j) => {
                 let next = damp_pct + cfg.damp_auto_increment;
                 if cfg.damp_auto_increment <= 0.0 || next >= 1.0 {
-                    return Err(GptqError::NotPositiveDefinite { damp_tried: tried, pivot: k - 1 - j });
+                    return Err(GptqError::NotPositiveDefinite {
+                        damp_tried: tried,
+                        pivot: k - 1 - j,
+                    });
                 }
                 damp_pct = next;
             }
         }
     }
 
-    let gw = cfg.group_width(k);
-    let mut g_idx = vec![0i32; k];
-    for (i, &c) in perm.iter().enumerate() {
-        g_idx[c] = if cfg.static_groups && cfg.desc_act { (c / gw) as i32 } else { (i / gw) as i32 };
-    }
-    Ok(PreparedHessian { k, cfg: *cfg, u: buf, perm, dead, n_dead, damp_used: damp_pct, g_idx })
+    PreparedHessian::from_parts(k, cfg, buf, perm, dead, damp_pct)
 }
 
 /// `buf[a][b] = Hp[K−1−b][K−1−a]` for `a ≥ b` (the lower triangle of the
@@ -189,7 +243,13 @@ pub fn quantize_rows_into(
     let mut err1 = vec![0.0f32; tile * bs];
     let mut w1 = vec![0.0f32; bs];
     let mut tmp = vec![0.0f32; k];
-    let mut cur = vec![QParams { scale: 1.0, zero: 0.0 }; tile];
+    let mut cur = vec![
+        QParams {
+            scale: 1.0,
+            zero: 0.0
+        };
+        tile
+    ];
     let mut scratch = GemmScratch::default();
     let mut loss = 0.0f64;
 
@@ -202,7 +262,10 @@ pub fn quantize_rows_into(
             for (d, &c) in dst.iter_mut().zip(perm.iter()) {
                 *d = if prep.dead[c] { 0.0 } else { src[c] };
             }
-            let (sc, ze) = (&mut out.scale[(r0 + r) * g..(r0 + r + 1) * g], &mut out.zero[(r0 + r) * g..(r0 + r + 1) * g]);
+            let (sc, ze) = (
+                &mut out.scale[(r0 + r) * g..(r0 + r + 1) * g],
+                &mut out.zero[(r0 + r) * g..(r0 + r + 1) * g],
+            );
             if !grouped {
                 // AutoGPTQ runs find_params on the whole row before dead-column zeroing.
                 let p = find_params(src, cfg.bits, cfg.sym, mse);
@@ -214,7 +277,12 @@ pub fn quantize_rows_into(
                     *t = if prep.dead[c] { 0.0 } else { src[c] };
                 }
                 for gi in 0..g {
-                    let p = find_params(&tmp[gi * gw..((gi + 1) * gw).min(k)], cfg.bits, cfg.sym, mse);
+                    let p = find_params(
+                        &tmp[gi * gw..((gi + 1) * gw).min(k)],
+                        cfg.bits,
+                        cfg.sym,
+                        mse,
+                    );
                     sc[gi] = p.scale;
                     ze[gi] = p.zero;
                 }
@@ -237,7 +305,10 @@ pub fn quantize_rows_into(
                     if grouped {
                         if cfg.static_groups {
                             let gi = perm[col] / gw;
-                            p = QParams { scale: out.scale[orow * g + gi], zero: out.zero[orow * g + gi] };
+                            p = QParams {
+                                scale: out.scale[orow * g + gi],
+                                zero: out.zero[orow * g + gi],
+                            };
                         } else if col % gw == 0 {
                             // Quirk kept from AutoGPTQ: reads the outer W (block-start values).
                             p = find_params(&row[col..(col + gw).min(k)], cfg.bits, cfg.sym, mse);
@@ -308,7 +379,12 @@ pub fn quantize_with(prep: &PreparedHessian, w: &[f32], n: usize) -> Result<Gptq
         prep,
         w,
         n,
-        RowsOut { q: &mut q, codes: &mut codes, scale: &mut scale, zero: &mut zero },
+        RowsOut {
+            q: &mut q,
+            codes: &mut codes,
+            scale: &mut scale,
+            zero: &mut zero,
+        },
     )?;
     Ok(GptqResult {
         q,
@@ -324,7 +400,13 @@ pub fn quantize_with(prep: &PreparedHessian, w: &[f32], n: usize) -> Result<Gptq
 
 /// GPTQ-quantizes `w` (`n×k` row-major) with Hessian `h` (`k×k`): AutoGPTQ's
 /// `fasterquant` ([`prepare_hessian`] then [`quantize_with`]).
-pub fn gptq_quantize(w: &[f32], n: usize, k: usize, h: &[f32], cfg: &GptqConfig) -> Result<GptqResult, GptqError> {
+pub fn gptq_quantize(
+    w: &[f32],
+    n: usize,
+    k: usize,
+    h: &[f32],
+    cfg: &GptqConfig,
+) -> Result<GptqResult, GptqError> {
     if w.len() != n * k {
         return Err(GptqError::Shape(format!(
             "W has {} values, expected N·K = {n}·{k} = {}",
@@ -335,4 +417,3 @@ pub fn gptq_quantize(w: &[f32], n: usize, k: usize, h: &[f32], cfg: &GptqConfig)
     let prep = prepare_hessian(h, k, cfg)?;
     quantize_with(&prep, w, n)
 }
-

@@ -25,11 +25,17 @@ pub struct Tensor {
 impl Tensor {
     pub fn f32(&self) -> Vec<f32> {
         assert_eq!(self.dtype, "F32");
-        self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        self.data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
     }
     pub fn i32(&self) -> Vec<i32> {
         assert_eq!(self.dtype, "I32");
-        self.data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        self.data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
     }
 }
 
@@ -53,12 +59,20 @@ pub fn read_safetensors(path: &std::path::Path) -> St {
             continue;
         }
         let off = v["data_offsets"].as_array().unwrap();
-        let (a, b) = (off[0].as_u64().unwrap() as usize, off[1].as_u64().unwrap() as usize);
+        let (a, b) = (
+            off[0].as_u64().unwrap() as usize,
+            off[1].as_u64().unwrap() as usize,
+        );
         tensors.insert(
             name.clone(),
             Tensor {
                 dtype: v["dtype"].as_str().unwrap().to_string(),
-                shape: v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect(),
+                shape: v["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap() as usize)
+                    .collect(),
                 data: body[a..b].to_vec(),
             },
         );

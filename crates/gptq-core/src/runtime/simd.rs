@@ -1,0 +1,307 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+//! A four-lane f32 vector, the only SIMD abstraction the runtime kernels use.
+//!
+//! On `wasm32` built with `+simd128` it wraps `core::arch::wasm32::v128` and
+//! every method is one or a few SIMD128 instructions (with `+relaxed-simd`,
+//! [`F4::fma`] becomes `f32x4.relaxed_madd`). On x86-64 (native tests and
+//! benchmarks) it wraps an SSE2 `__m128` with the same operations, so native
+//! numbers reflect the 4-lane design. Elsewhere (e.g. aarch64) it is a
+//! `[f32; 4]` with lane-wise loops that LLVM vectorizes.
+//!
+//! Loads and stores take raw pointers because the micro-kernels index with
+//! computed offsets; every caller checks bounds once per block, not per lane.
+
+/// `2^112`: multiplies an f16 exponent/mantissa shifted into f32 position
+/// back to the right magnitude (handles f16 subnormals too).
+const F16_SCALE: f32 = f32::from_bits((127 + 112) << 23);
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod imp {
+    use super::F16_SCALE;
+    use core::arch::wasm32::*;
+
+    /// Four f32 lanes in one `v128`.
+    #[derive(Clone, Copy)]
+    #[repr(transparent)]
+    pub struct F4(v128);
+
+    impl F4 {
+        #[inline(always)]
+        pub fn zero() -> Self {
+            F4(f32x4_splat(0.0))
+        }
+        #[inline(always)]
+        pub fn splat(v: f32) -> Self {
+            F4(f32x4_splat(v))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const f32) -> Self {
+            F4(v128_load(p as *const v128))
+        }
+        /// # Safety
+        /// `p..p+4` must be writable.
+        #[inline(always)]
+        pub unsafe fn store(self, p: *mut f32) {
+            v128_store(p as *mut v128, self.0)
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_f16(p: *const u16) -> Self {
+            let h = u32x4_load_extend_u16x4(p);
+            let sign = u32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
+            let em = v128_and(h, u32x4_splat(0x7fff));
+            let mag = f32x4_mul(u32x4_shl(em, 13), f32x4_splat(F16_SCALE));
+            let special = v128_and(u32x4_ge(em, u32x4_splat(0x7c00)), u32x4_splat(0x7f80_0000));
+            F4(v128_or(v128_or(mag, special), sign))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_bf16(p: *const u16) -> Self {
+            F4(u32x4_shl(u32x4_load_extend_u16x4(p), 16))
+        }
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            F4(f32x4_add(self.0, o.0))
+        }
+        #[inline(always)]
+        pub fn mul(self, o: Self) -> Self {
+            F4(f32x4_mul(self.0, o.0))
+        }
+        /// `self + a * b`.
+        #[cfg(target_feature = "relaxed-simd")]
+        #[inline(always)]
+        pub fn fma(self, a: Self, b: Self) -> Self {
+            F4(f32x4_relaxed_madd(a.0, b.0, self.0))
+        }
+        /// `self + a * b`.
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        #[inline(always)]
+        pub fn fma(self, a: Self, b: Self) -> Self {
+            F4(f32x4_add(self.0, f32x4_mul(a.0, b.0)))
+        }
+        #[inline(always)]
+        pub fn hsum(self) -> f32 {
+            let s = f32x4_add(self.0, i32x4_shuffle::<2, 3, 0, 1>(self.0, self.0));
+            let s = f32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
+            f32x4_extract_lane::<0>(s)
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use super::F16_SCALE;
+    use core::arch::x86_64::*;
+
+    /// Four f32 lanes in one SSE2 register (SSE2 is baseline on x86-64, so
+    /// native builds mirror the wasm SIMD128 code instruction for instruction).
+    #[derive(Clone, Copy)]
+    #[repr(transparent)]
+    pub struct F4(__m128);
+
+    impl F4 {
+        #[inline(always)]
+        pub fn zero() -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            F4(unsafe { _mm_setzero_ps() })
+        }
+        #[inline(always)]
+        pub fn splat(v: f32) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            F4(unsafe { _mm_set1_ps(v) })
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const f32) -> Self {
+            F4(_mm_loadu_ps(p))
+        }
+        /// # Safety
+        /// `p..p+4` must be writable.
+        #[inline(always)]
+        pub unsafe fn store(self, p: *mut f32) {
+            _mm_storeu_ps(p, self.0)
+        }
+        #[inline(always)]
+        unsafe fn load_u16x4(p: *const u16) -> __m128i {
+            _mm_unpacklo_epi16(_mm_loadl_epi64(p as *const __m128i), _mm_setzero_si128())
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_f16(p: *const u16) -> Self {
+            let h = Self::load_u16x4(p);
+            let sign = _mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x8000)), 16);
+            let em = _mm_and_si128(h, _mm_set1_epi32(0x7fff));
+            let mag = _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(em, 13)), _mm_set1_ps(F16_SCALE));
+            let special = _mm_and_si128(
+                _mm_cmpgt_epi32(em, _mm_set1_epi32(0x7bff)),
+                _mm_set1_epi32(0x7f80_0000),
+            );
+            F4(_mm_or_ps(_mm_or_ps(mag, _mm_castsi128_ps(special)), _mm_castsi128_ps(sign)))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_bf16(p: *const u16) -> Self {
+            F4(_mm_castsi128_ps(_mm_slli_epi32(Self::load_u16x4(p), 16)))
+        }
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            F4(unsafe { _mm_add_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        pub fn mul(self, o: Self) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            F4(unsafe { _mm_mul_ps(self.0, o.0) })
+        }
+        /// `self + a * b` (unfused, like wasm SIMD128 without relaxed-simd).
+        #[inline(always)]
+        pub fn fma(self, a: Self, b: Self) -> Self {
+            self.add(a.mul(b))
+        }
+        #[inline(always)]
+        pub fn hsum(self) -> f32 {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            unsafe {
+                let s = _mm_add_ps(self.0, _mm_movehl_ps(self.0, self.0));
+                let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+                _mm_cvtss_f32(s)
+            }
+        }
+    }
+}
+
+#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
+mod imp {
+    use super::F16_SCALE;
+
+    /// Four f32 lanes; lane-wise loops that LLVM vectorizes.
+    #[derive(Clone, Copy)]
+    #[repr(transparent)]
+    pub struct F4([f32; 4]);
+
+    impl F4 {
+        #[inline(always)]
+        pub fn zero() -> Self {
+            F4([0.0; 4])
+        }
+        #[inline(always)]
+        pub fn splat(v: f32) -> Self {
+            F4([v; 4])
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const f32) -> Self {
+            F4((p as *const [f32; 4]).read_unaligned())
+        }
+        /// # Safety
+        /// `p..p+4` must be writable.
+        #[inline(always)]
+        pub unsafe fn store(self, p: *mut f32) {
+            (p as *mut [f32; 4]).write_unaligned(self.0)
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_f16(p: *const u16) -> Self {
+            let h = (p as *const [u16; 4]).read_unaligned();
+            let mut out = [0f32; 4];
+            for (o, &h) in out.iter_mut().zip(h.iter()) {
+                let h = h as u32;
+                let em = h & 0x7fff;
+                let mag = f32::from_bits(em << 13) * F16_SCALE;
+                // em >= 0x7c00 (Inf/NaN) <=> bit 15 of em + 0x400; branch-free.
+                let special = 0u32.wrapping_sub((em + 0x400) >> 15) & 0x7f80_0000;
+                *o = f32::from_bits(mag.to_bits() | special | ((h & 0x8000) << 16));
+            }
+            F4(out)
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_bf16(p: *const u16) -> Self {
+            let h = (p as *const [u16; 4]).read_unaligned();
+            F4([
+                f32::from_bits((h[0] as u32) << 16),
+                f32::from_bits((h[1] as u32) << 16),
+                f32::from_bits((h[2] as u32) << 16),
+                f32::from_bits((h[3] as u32) << 16),
+            ])
+        }
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            F4([self.0[0] + o.0[0], self.0[1] + o.0[1], self.0[2] + o.0[2], self.0[3] + o.0[3]])
+        }
+        #[inline(always)]
+        pub fn mul(self, o: Self) -> Self {
+            F4([self.0[0] * o.0[0], self.0[1] * o.0[1], self.0[2] * o.0[2], self.0[3] * o.0[3]])
+        }
+        /// `self + a * b` (unfused natively: a libm `fmaf` call would be slower).
+        #[inline(always)]
+        pub fn fma(self, a: Self, b: Self) -> Self {
+            self.add(a.mul(b))
+        }
+        #[inline(always)]
+        pub fn hsum(self) -> f32 {
+            (self.0[0] + self.0[2]) + (self.0[1] + self.0[3])
+        }
+    }
+}
+
+pub(crate) use imp::F4;
+
+/// Dot product of two equally long slices with four independent vector
+/// accumulators (the tail runs scalar).
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [F4::zero(); 4];
+    let mut i = 0;
+    // SAFETY: every load reads indices < n, within both slices.
+    unsafe {
+        while i + 16 <= n {
+            for (q, a4) in acc.iter_mut().enumerate() {
+                *a4 = a4.fma(F4::load(pa.add(i + 4 * q)), F4::load(pb.add(i + 4 * q)));
+            }
+            i += 16;
+        }
+        while i + 4 <= n {
+            acc[0] = acc[0].fma(F4::load(pa.add(i)), F4::load(pb.add(i)));
+            i += 4;
+        }
+    }
+    let mut s = (acc[0].add(acc[1])).add(acc[2].add(acc[3])).hsum();
+    while i < n {
+        s += a[i] * b[i];
+        i += 1;
+    }
+    s
+}
+
+/// `y[i] += a * x[i]` over the common length.
+#[inline(always)]
+pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+    let av = F4::splat(a);
+    let mut i = 0;
+    // SAFETY: indices < n, within both slices; x and y cannot alias (& vs &mut).
+    unsafe {
+        while i + 4 <= n {
+            F4::load(py.add(i)).fma(av, F4::load(px.add(i))).store(py.add(i));
+            i += 4;
+        }
+    }
+    while i < n {
+        y[i] += a * x[i];
+        i += 1;
+    }
+}

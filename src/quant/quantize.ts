@@ -1,0 +1,530 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * End-to-end GPTQ quantization of a model folder into an AutoGPTQ-compatible
+ * checkpoint, block by block (AutoGPTQ's `quantize`, gptq-reference.md §2):
+ *
+ * 1. embed the calibration samples;
+ * 2. for each decoder block: load it alone; for each true-sequential group
+ *    run the block over every sample, accumulating one Hessian per distinct
+ *    input (q/k/v share one), quantize the group's modules and put their
+ *    fake-quantized weights back, so later groups see quantized inputs; then
+ *    run the block once more to produce the next block's inputs; release it;
+ * 3. write `model.safetensors` (sharded when large), `config.json` with
+ *    `quantization_config`, `quantize_config.json`, the tokenizer files and a
+ *    report.
+ *
+ * Memory holds one block, the calibration activations and one Hessian. Every
+ * finished block is journaled in `OUT.gptq-work/` (its packed tensors and the
+ * activations after it), so a killed run continues with `resume` and produces
+ * the same checkpoint as an uninterrupted one. The output appears atomically.
+ *
+ * @module
+ */
+
+import { GptqError } from "../errors.ts";
+import { fromFloat32, toFloat32 } from "../io/dtype.ts";
+import { ModelFolder } from "../io/model_folder.ts";
+import { AtomicOutputDir } from "../io/atomic_dir.ts";
+import { type NamedTensor, ShardedWriter, writeSafetensors } from "../io/safetensors_writer.ts";
+import { SafetensorsFile } from "../io/safetensors.ts";
+import { packQWeight, packQZeros, scalesToF16 } from "../gptq/pack.ts";
+import { parseQuantizeConfig, type QuantizeConfig, toQuantizationConfigBlock, toQuantizeConfigJson } from "../gptq/quant_config.ts";
+import { blockContext, CausalLM, loadBlock, type LinearInput, releaseBlock, runBlock } from "../runtime/model.ts";
+import type { Kernels } from "../runtime/kernels.ts";
+import { createTsKernels } from "../runtime/ts_kernels.ts";
+import { loadCalibration } from "./calibration.ts";
+import { createWasmSolver, type GptqSolveOptions, hessianError, type QuantBackend } from "./solver.ts";
+import { VERSION } from "../version.ts";
+
+/** Settings, named as transformers' `GPTQConfig` (and AutoGPTQ) name them. */
+export interface GPTQConfig {
+  /** 2, 3, 4 or 8. Default 4. */
+  bits?: number;
+  /** Columns per group, -1 for per-row. Default 128. */
+  group_size?: number;
+  /** Act-order. Default false. */
+  desc_act?: boolean;
+  /** Static groups (act-order accuracy with the fast layout). Default false. */
+  static_groups?: boolean;
+  /** Symmetric quantization. Default true. */
+  sym?: boolean;
+  /** Damping fraction. Default 0.01 (AutoGPTQ). */
+  damp_percent?: number;
+  /** Damping increase on Cholesky failure. Default 0.0025 (GPTQModel). */
+  damp_auto_increment?: number;
+  /** Quantize AutoGPTQ's sequential groups one after another. Default true. */
+  true_sequential?: boolean;
+  /** MSE clipping search. Default false. */
+  mse?: boolean;
+  /** A `.txt` or `.jsonl` calibration file, or pre-tokenized samples. */
+  dataset: string | number[][];
+  /** Calibration samples. Default 128. */
+  nsamples?: number;
+  /** Tokens per calibration sample (optimum's name). Default min(2048, context). */
+  model_seqlen?: number;
+  /** Calibration sampling seed. Default 0. */
+  seed?: number;
+  /** `gptq` (v1) or `gptq_v2`. Default: v1 when sym, v2 when asym. */
+  checkpoint_format?: "gptq" | "gptq_v2";
+  /** Block-relative module names (e.g. `mlp.down_proj`) to keep unquantized. */
+  modules_to_not_convert?: string[];
+  /** Largest shard (`"10GB"` like optimum). */
+  max_shard_size?: string | number;
+}
+
+/** Options of {@linkcode quantizeModel}. */
+export interface QuantizeOptions {
+  /** Replace an existing output folder. */
+  force?: boolean;
+  /** Continue a killed run from its journal. */
+  resume?: boolean;
+  /** Forward-pass kernels (default: TypeScript reference). */
+  kernels?: Kernels;
+  /** Solver (default: WASM). */
+  solver?: QuantBackend;
+  /** Progress: block `done` of `total` finished. */
+  onBlock?: (done: number, total: number) => void;
+  /** Diagnostics (warnings, skipped modules). */
+  onLog?: (line: string) => void;
+  /** Test hook: called after a block is journaled. */
+  afterBlock?: (layer: number) => void | Promise<void>;
+}
+
+/** What happened to one module. */
+export interface ModuleReport {
+  /** Full module path. */
+  name: string;
+  /** Block index. */
+  layer: number;
+  /** Input/output features. */
+  K: number;
+  /** Output features. */
+  N: number;
+  /** Whether it was quantized. */
+  quantized: boolean;
+  /** Why not, when not. */
+  reason?: string;
+  /** AutoGPTQ's loss. */
+  loss?: number;
+  /** `tr((W−Q)H(W−Q)ᵀ)` for GPTQ. */
+  gptqError?: number;
+  /** The same for round-to-nearest. */
+  rtnError?: number;
+  /** Damping used. */
+  dampUsed?: number;
+  /** Dead columns. */
+  deadColumns?: number;
+  /** Solver seconds. */
+  seconds?: number;
+}
+
+/** The quantization report (also written as `quantize_report.json`). */
+export interface QuantizeReport {
+  /** Toolkit version. */
+  version: string;
+  /** Source model folder. */
+  model: string;
+  /** Output folder. */
+  out: string;
+  /** The settings used. */
+  config: Record<string, unknown>;
+  /** Calibration: source, method, samples, tokens. */
+  calibration: { source: string; method: string; samples: number; tokens: number };
+  /** Per-module results. */
+  modules: ModuleReport[];
+  /** Seconds per block. */
+  blockSeconds: number[];
+  /** Total seconds. */
+  seconds: number;
+  /** Peak resident set size seen (bytes). */
+  peakRssBytes: number;
+  /** Blocks taken from the journal instead of recomputed. */
+  resumedBlocks: number;
+  /** Backends. */
+  backends: { forward: string; solver: string };
+}
+
+interface Journal {
+  fingerprint: string;
+  finished: number;
+  modules: ModuleReport[];
+  blockSeconds: number[];
+  lengths: number[];
+}
+
+function transposeU8(a: Uint8Array, R: number, C: number): Uint8Array {
+  const out = new Uint8Array(R * C);
+  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = a[r * C + c]!;
+  return out;
+}
+
+function transposeF32(a: Float32Array, R: number, C: number): Float32Array {
+  const out = new Float32Array(R * C);
+  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = a[r * C + c]!;
+  return out;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.lstat(p);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+function i32Bytes(a: Int32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+  else await Deno.writeFile(tmp, data);
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Quantizes a model folder with GPTQ and writes an AutoGPTQ-compatible
+ * checkpoint.
+ *
+ * @example
+ * ```ts ignore
+ * import { quantizeModel } from "./quantize.ts";
+ * const report = await quantizeModel("./llama", "./llama-gptq", {
+ *   bits: 4, group_size: 128, dataset: "calib.txt", nsamples: 128, model_seqlen: 2048,
+ * });
+ * ```
+ *
+ * @param modelDir The source model folder (not quantized).
+ * @param outDir The output folder (must not exist unless `force`).
+ * @param cfg Settings named as GPTQConfig names them.
+ * @param opts Force, resume, backends, progress.
+ * @returns The report.
+ */
+export async function quantizeModel(
+  modelDir: string,
+  outDir: string,
+  cfg: GPTQConfig,
+  opts: QuantizeOptions = {},
+): Promise<QuantizeReport> {
+  const t0 = performance.now();
+  let peakRss = Deno.memoryUsage().rss;
+  const sampleRss = () => (peakRss = Math.max(peakRss, Deno.memoryUsage().rss));
+  const log = opts.onLog ?? (() => {});
+  if ((await exists(outDir)) && !opts.force) {
+    throw new GptqError("OUTPUT_EXISTS", "output folder already exists", {
+      file: outDir,
+      hint: "pass --force to overwrite it, or choose another --out",
+    });
+  }
+  const workDir = `${outDir}.gptq-work`;
+  const folder = await ModelFolder.open(modelDir);
+  try {
+    if (folder.quant) {
+      throw new GptqError("INVALID_ARGUMENT", "the model is already GPTQ-quantized", {
+        file: folder.quant.source,
+        hint: "quantize the original (fp16/bf16/fp32) model",
+      });
+    }
+    const c = folder.config;
+    const bits = cfg.bits ?? 4;
+    const sym = cfg.sym ?? true;
+    const format = cfg.checkpoint_format ?? (sym ? "gptq" : "gptq_v2");
+    const solveOpts: GptqSolveOptions = {
+      bits,
+      group_size: cfg.group_size ?? 128,
+      sym,
+      desc_act: cfg.desc_act ?? false,
+      static_groups: cfg.static_groups ?? false,
+      damp_percent: cfg.damp_percent ?? 0.01,
+      damp_auto_increment: cfg.damp_auto_increment ?? 0.0025,
+      mse: cfg.mse ?? false,
+    };
+    const seqlen = cfg.model_seqlen ?? Math.min(2048, c.maxPositions);
+    if (seqlen > c.maxPositions) {
+      throw new GptqError("INVALID_ARGUMENT", `--seqlen ${seqlen} exceeds the model's ${c.maxPositions} positions`, {
+        file: c.file,
+        hint: `use --seqlen ${c.maxPositions} or less`,
+      });
+    }
+    const trueSeq = cfg.true_sequential ?? true;
+    const notConvert = new Set(cfg.modules_to_not_convert ?? []);
+    // The normalized config (validated by the same parser loaders use).
+    const qcfg: QuantizeConfig = parseQuantizeConfig({
+      bits,
+      group_size: solveOpts.group_size,
+      damp_percent: solveOpts.damp_percent,
+      damp_auto_increment: solveOpts.damp_auto_increment,
+      desc_act: solveOpts.desc_act,
+      static_groups: solveOpts.static_groups,
+      sym,
+      true_sequential: trueSeq,
+      checkpoint_format: format,
+      quant_method: "gptq",
+      model_file_base_name: "model",
+      mse: solveOpts.mse ? 2.4 : 0,
+      model_seqlen: seqlen,
+    }, "(quantize settings)");
+
+    const tok = await folder.tokenizer();
+    const cal = typeof cfg.dataset === "string"
+      ? await loadCalibration(cfg.dataset, tok, { nsamples: cfg.nsamples ?? 128, seqlen, seed: cfg.seed ?? 0 })
+      : {
+        samples: cfg.dataset.map((s) => s.slice(0, seqlen)).filter((s) => s.length > 0),
+        source: "(token ids given by the caller)",
+        method: `${cfg.dataset.length} given samples, truncated to ${seqlen} tokens`,
+      };
+    if (cal.samples.length === 0) {
+      throw new GptqError("DATASET", "the calibration set is empty", { hint: "give at least one sample" });
+    }
+    const fingerprint = JSON.stringify({
+      version: VERSION,
+      model: await Deno.realPath(modelDir),
+      solveOpts,
+      trueSeq,
+      format,
+      notConvert: [...notConvert].sort(),
+      samples: cal.samples.map((s) => s.length),
+      first: cal.samples[0]?.slice(0, 16),
+    });
+
+    // --- journal / resume -------------------------------------------------
+    let journal: Journal | null = null;
+    if (await exists(workDir)) {
+      if (opts.resume) {
+        try {
+          journal = JSON.parse(await Deno.readTextFile(`${workDir}/journal.json`)) as Journal;
+        } catch {
+          journal = null;
+        }
+        if (journal && journal.fingerprint !== fingerprint) {
+          throw new GptqError("INVALID_ARGUMENT", "the unfinished run used other settings or data", {
+            file: workDir,
+            hint: "run without --resume and with --force to start over",
+          });
+        }
+      } else if (opts.force) {
+        await Deno.remove(workDir, { recursive: true });
+      } else {
+        throw new GptqError("OUTPUT_EXISTS", "an unfinished run left its work folder", {
+          file: workDir,
+          hint: "pass --resume to continue it, or --force to start over",
+        });
+      }
+    }
+    await Deno.mkdir(workDir, { recursive: true });
+
+    const kernels = opts.kernels ?? createTsKernels();
+    const solver = opts.solver ?? await createWasmSolver();
+    const lm = await CausalLM.load(folder, { kernels, blocks: false });
+    const ctx = blockContext(folder, kernels);
+    const H = c.hiddenSize;
+    const lengths = cal.samples.map((s) => s.length);
+
+    // Activations entering the next block, one array per sample.
+    let xs: Float32Array[];
+    let start = 0;
+    const modules: ModuleReport[] = journal?.modules ?? [];
+    const blockSeconds: number[] = journal?.blockSeconds ?? [];
+    if (journal && journal.finished > 0) {
+      const all = toFloat32(await Deno.readFile(`${workDir}/acts.f32`), "F32");
+      xs = [];
+      let o = 0;
+      for (const L of lengths) {
+        xs.push(all.slice(o, o + L * H));
+        o += L * H;
+      }
+      start = journal.finished;
+      log(`resuming after block ${start - 1} of ${c.numLayers}`);
+    } else {
+      xs = cal.samples.map((s) => lm.embed(s, 0));
+    }
+    sampleRss();
+    const resumed = start;
+    const groups = trueSeq ? folder.arch.sequentialGroups : [folder.arch.sequentialGroups.flat()];
+    const maxLen = Math.max(...lengths);
+    const kvSize = maxLen * c.numKvHeads * c.headDim;
+    const kCache = new Float32Array(kvSize), vCache = new Float32Array(kvSize);
+
+    for (let layer = start; layer < c.numLayers; layer++) {
+      const tb = performance.now();
+      const block = await loadBlock(folder, ctx, layer);
+      const packed: NamedTensor[] = [];
+      for (const group of groups) {
+        const linSpecs = group.map((name) => folder.arch.linears.find((l) => l.name === name)!);
+        const inputs = new Set<LinearInput>(linSpecs.map((l) => l.input));
+        const accs = new Map<LinearInput, ReturnType<QuantBackend["hessian"]>>();
+        for (const l of linSpecs) {
+          if (!accs.has(l.input)) accs.set(l.input, solver.hessian(l.inFeatures(c)));
+        }
+        for (let s = 0; s < xs.length; s++) {
+          runBlock(ctx, block, xs[s]!, lengths[s]!, kCache, vCache, 0, (input, x, rows) => {
+            if (inputs.has(input)) accs.get(input)!.add(x, 1, rows);
+          });
+        }
+        const hs = new Map<LinearInput, Float32Array>();
+        for (const [k, a] of accs) {
+          hs.set(k, a.h());
+          a.free();
+        }
+        for (const l of linSpecs) {
+          const path = `${folder.arch.blockPrefix}.${layer}.${l.name}`;
+          const K = l.inFeatures(c), N = l.outFeatures(c);
+          const rep: ModuleReport = { name: path, layer, K, N, quantized: false };
+          if (notConvert.has(l.name) || notConvert.has(path)) {
+            rep.reason = "listed in modules_to_not_convert";
+          } else if (K % 32 !== 0 || N % 32 !== 0) {
+            rep.reason = `in/out features ${K}/${N} are not multiples of 32, which GPTQ packing needs`;
+          }
+          if (rep.reason) {
+            log(`keeping ${path} in full precision: ${rep.reason}`);
+            modules.push(rep);
+            continue;
+          }
+          const raw = await folder.readFloat32(`${path}.weight`);
+          const W = l.layout === "conv1d" ? transposeF32(raw, K, N) : raw;
+          const h = hs.get(l.input)!;
+          const ts = performance.now();
+          const r = solver.gptq(W, N, K, h, solveOpts, path);
+          rep.seconds = (performance.now() - ts) / 1000;
+          const rtn = solver.rtn(W, N, K, solveOpts);
+          Object.assign(rep, {
+            quantized: true,
+            loss: r.loss,
+            gptqError: hessianError(W, r.q, h, N, K),
+            rtnError: hessianError(W, rtn.q, h, N, K),
+            dampUsed: r.dampUsed,
+            deadColumns: r.deadColumns,
+          });
+          modules.push(rep);
+          // Later groups (and the next block) see the quantized weight.
+          kernels.release(block.linears.get(l.name)!);
+          const bias = l.bias(c) ? await folder.readFloat32(`${path}.bias`) : null;
+          block.linears.set(
+            l.name,
+            kernels.linearFromDense({ dtype: "F32", shape: [N, K], data: new Uint8Array(r.q.buffer) }, bias, false),
+          );
+          // Pack: codes [N,K] → [K,N]; zeros [N,G] → [G,N].
+          const G = r.G;
+          const zeros = new Uint32Array(G * N);
+          for (let n = 0; n < N; n++) for (let g = 0; g < G; g++) zeros[g * N + n] = r.zero[n * G + g]!;
+          const qweight = packQWeight(transposeU8(r.codes, N, K), K, N, bits as 2 | 3 | 4 | 8);
+          const qzeros = packQZeros(zeros, G, N, bits as 2 | 3 | 4 | 8, format, { allowOverflow: format === "gptq" });
+          const scales = scalesToF16(r.scale, N, G);
+          packed.push(
+            { name: `${path}.qweight`, dtype: "I32", shape: [(K * bits) / 32, N], data: i32Bytes(qweight) },
+            { name: `${path}.qzeros`, dtype: "I32", shape: [G, (N * bits) / 32], data: i32Bytes(qzeros) },
+            { name: `${path}.scales`, dtype: "F16", shape: [G, N], data: new Uint8Array(scales.buffer) },
+            { name: `${path}.g_idx`, dtype: "I32", shape: [K], data: i32Bytes(r.gIdx) },
+          );
+          if (bias) packed.push({ name: `${path}.bias`, dtype: "F16", shape: [N], data: fromFloat32(bias, "F16") });
+          sampleRss();
+        }
+      }
+      // Next block's inputs: the block with all its quantized weights.
+      xs = xs.map((x, s) => runBlock(ctx, block, x, lengths[s]!, kCache, vCache, 0));
+      releaseBlock(ctx, block);
+      sampleRss();
+      blockSeconds.push((performance.now() - tb) / 1000);
+      // Journal: packed tensors, activations, then the journal itself (the commit point).
+      await writeSafetensors(`${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`, packed);
+      const acts = new Float32Array(xs.reduce((a, x) => a + x.length, 0));
+      let o = 0;
+      for (const x of xs) {
+        acts.set(x, o);
+        o += x.length;
+      }
+      await writeFileAtomic(`${workDir}/acts.f32`, new Uint8Array(acts.buffer));
+      const j: Journal = { fingerprint, finished: layer + 1, modules, blockSeconds, lengths };
+      await writeFileAtomic(`${workDir}/journal.json`, JSON.stringify(j));
+      opts.onBlock?.(layer + 1, c.numLayers);
+      await opts.afterBlock?.(layer);
+    }
+
+    // --- assemble the checkpoint ------------------------------------------
+    const quantizedPaths = new Set(modules.filter((m) => m.quantized).map((m) => m.name));
+    const unquantized = modules.filter((m) => !m.quantized).map((m) => m.name.split(".").slice(-2).join("."));
+    if (unquantized.length) qcfg.modules_to_not_convert = [...new Set(unquantized)];
+    const out = await AtomicOutputDir.create(outDir, { force: opts.force ?? false });
+    try {
+      const writer = new ShardedWriter(out.tmpPath, {
+        maxShardSize: cfg.max_shard_size ?? "10GB",
+        metadata: {
+          format: "pt",
+          quantizer: `gptq-deno:${VERSION}`,
+          gptq_bits: String(bits),
+          gptq_group_size: String(solveOpts.group_size),
+          gptq_desc_act: String(solveOpts.desc_act),
+          gptq_damp_percent: String(solveOpts.damp_percent),
+          gptq_checkpoint_format: format,
+          gptq_quant_method: "gptq",
+        },
+      });
+      const layerFiles = new Map<number, SafetensorsFile>();
+      try {
+        for (const name of folder.weights.names()) {
+          const m = /^(.*)\.(weight|bias)$/.exec(name);
+          const modulePath = m?.[1];
+          if (modulePath && quantizedPaths.has(modulePath)) {
+            if (m![2] === "bias") continue; // written with the packed tensors
+            const layer = Number(modulePath.slice(folder.arch.blockPrefix.length + 1).split(".")[0]);
+            let f = layerFiles.get(layer);
+            if (!f) {
+              f = await SafetensorsFile.open(`${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`);
+              layerFiles.set(layer, f);
+            }
+            for (const suffix of ["qweight", "qzeros", "scales", "g_idx", "bias"]) {
+              const tn = `${modulePath}.${suffix}`;
+              if (f.has(tn)) {
+                const t = await f.read(tn);
+                await writer.add({ name: tn, ...t });
+              }
+            }
+          } else {
+            const t = await folder.weights.read(name);
+            await writer.add({ name, ...t });
+          }
+        }
+        await writer.finish();
+      } finally {
+        for (const f of layerFiles.values()) f.close();
+      }
+      const json = (o: unknown) => JSON.stringify(o, null, 2) + "\n";
+      const config = { ...c.raw, quantization_config: toQuantizationConfigBlock(qcfg) };
+      await Deno.writeTextFile(out.path("config.json"), json(config));
+      await Deno.writeTextFile(out.path("quantize_config.json"), json(toQuantizeConfigJson(qcfg)));
+      for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]) {
+        if (await exists(`${folder.dir}/${f}`)) await Deno.copyFile(`${folder.dir}/${f}`, out.path(f));
+      }
+      const report: QuantizeReport = {
+        version: VERSION,
+        model: modelDir,
+        out: outDir,
+        config: toQuantizeConfigJson(qcfg),
+        calibration: {
+          source: cal.source,
+          method: cal.method,
+          samples: cal.samples.length,
+          tokens: lengths.reduce((a, b) => a + b, 0),
+        },
+        modules,
+        blockSeconds,
+        seconds: (performance.now() - t0) / 1000,
+        peakRssBytes: sampleRss(),
+        resumedBlocks: resumed,
+        backends: { forward: kernels.name, solver: solver.name },
+      };
+      await Deno.writeTextFile(out.path("quantize_report.json"), json(report));
+      await out.commit();
+      await Deno.remove(workDir, { recursive: true });
+      return report;
+    } catch (e) {
+      await out.abort();
+      throw e;
+    }
+  } finally {
+    folder.close();
+  }
+}
