@@ -10,6 +10,7 @@ import { inspectCommand } from "./inspect.ts";
 import { convertCommand } from "./convert.ts";
 import { evalCommand } from "./eval.ts";
 import { generateCommand } from "./generate.ts";
+import { quantizeCommand } from "./quantize.ts";
 
 /** Every sub-command. */
-export const COMMANDS: Command[] = [inspectCommand, convertCommand, generateCommand, evalCommand];
+export const COMMANDS: Command[] = [quantizeCommand, generateCommand, evalCommand, inspectCommand, convertCommand];

@@ -49,15 +49,24 @@ fn naive(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, y: &mut [f32]) {
 fn report(label: &str, m: usize, n: usize, k: usize, secs: f64) {
     let gflops = 2.0 * (m * n * k) as f64 / secs / 1e9;
     let wbytes_note = if m == 1 {
-        format!(", weight stream {:.1} GB/s (f32) ", (n * k * 4) as f64 / secs / 1e9)
+        format!(
+            ", weight stream {:.1} GB/s (f32) ",
+            (n * k * 4) as f64 / secs / 1e9
+        )
     } else {
         String::new()
     };
-    println!("{label:<44} {:>9.3} ms {gflops:>8.2} GFLOP/s{wbytes_note}", secs * 1e3);
+    println!(
+        "{label:<44} {:>9.3} ms {gflops:>8.2} GFLOP/s{wbytes_note}",
+        secs * 1e3
+    );
 }
 
 fn main() {
-    for &(m, n, k, naive_m) in &[(1usize, 4096usize, 4096usize, 1usize), (512, 11008, 4096, 64)] {
+    for &(m, n, k, naive_m) in &[
+        (1usize, 4096usize, 4096usize, 1usize),
+        (512, 11008, 4096, 64),
+    ] {
         println!("== [{m}x{k}] · [{n}x{k}]^T ==");
         let x = rand_vec(m * k, 1);
         let w = rand_vec(n * k, 2);
@@ -70,12 +79,22 @@ fn main() {
             ("f16", Weights::F16(&wh)),
             ("bf16", Weights::Bf16(&wb)),
         ] {
-            let s = best(reps, || matmul(&x, m, k, wt, None, 0, n, &mut y, 0, n).unwrap());
+            let s = best(reps, || {
+                matmul(&x, m, k, wt, None, 0, n, &mut y, 0, n).unwrap()
+            });
             report(&format!("runtime::matmul {name}"), m, n, k, s);
         }
         let mut yn = vec![0f32; naive_m * n];
-        let s = best(if m == 1 { 3 } else { 1 }, || naive(&x, naive_m, k, &w, n, &mut yn));
-        report(&format!("naive triple loop f32 (M={naive_m})"), naive_m, n, k, s);
+        let s = best(if m == 1 { 3 } else { 1 }, || {
+            naive(&x, naive_m, k, &w, n, &mut yn)
+        });
+        report(
+            &format!("naive triple loop f32 (M={naive_m})"),
+            naive_m,
+            n,
+            k,
+            s,
+        );
         // Sanity: the two agree on the rows both computed.
         let mut max_err = 0f32;
         matmul(&x, m, k, Weights::F32(&w), None, 0, n, &mut y, 0, n).unwrap();

@@ -36,9 +36,19 @@ fn close(what: &str, got: &[f32], want: &[f64], mag: &[f64], tol: f64) {
     let mut worst = 0f64;
     for i in 0..got.len() {
         let err = (got[i] as f64 - want[i]).abs() / (mag[i] + 1.0);
-        assert!(err.is_finite(), "{what}: element {i} is {} (want {})", got[i], want[i]);
+        assert!(
+            err.is_finite(),
+            "{what}: element {i} is {} (want {})",
+            got[i],
+            want[i]
+        );
         worst = worst.max(err);
-        assert!(err <= tol, "{what}: element {i}: got {} want {} (rel err {err:e})", got[i], want[i]);
+        assert!(
+            err <= tol,
+            "{what}: element {i}: got {} want {} (rel err {err:e})",
+            got[i],
+            want[i]
+        );
     }
     eprintln!("{what}: max relative error {worst:.2e}");
 }
@@ -121,7 +131,10 @@ fn runtime_matmul_matches_naive_all_dtypes_and_shapes() {
                     for j in 0..n {
                         let idx = i * ldy + j + 1;
                         if j < n0 || j >= n1 {
-                            assert_eq!(y[idx], sentinel, "column {j} outside {n0}..{n1} was written");
+                            assert_eq!(
+                                y[idx], sentinel,
+                                "column {j} outside {n0}..{n1} was written"
+                            );
                             continue;
                         }
                         let mut s = if use_bias { bias[j] as f64 } else { 0.0 };
@@ -136,7 +149,13 @@ fn runtime_matmul_matches_naive_all_dtypes_and_shapes() {
                         mag.push(a);
                     }
                 }
-                close(&format!("matmul m={m} k={k} n={n} [{n0},{n1})"), &got, &want, &mag, 1e-5);
+                close(
+                    &format!("matmul m={m} k={k} n={n} [{n0},{n1})"),
+                    &got,
+                    &want,
+                    &mag,
+                    1e-5,
+                );
                 cases += 1;
             }
         }
@@ -161,7 +180,19 @@ fn runtime_matmul_split_halves_equal_whole() {
         // writes a compact [m, n-h] block that is then copied in.
         let wb = &w[h * k..];
         let mut part = vec![0f32; m * (n - h)];
-        matmul(&x, m, k, Weights::F32(wb), Some(&b[h..]), 0, n - h, &mut part, 0, n - h).unwrap();
+        matmul(
+            &x,
+            m,
+            k,
+            Weights::F32(wb),
+            Some(&b[h..]),
+            0,
+            n - h,
+            &mut part,
+            0,
+            n - h,
+        )
+        .unwrap();
         copy_2d(&part, 0, n - h, &mut split, h, n, m, n - h).unwrap();
         assert_eq!(split, whole, "m={m}: split results must be bit-identical");
     }
@@ -178,10 +209,18 @@ fn runtime_widening_matches_dtype_module_for_every_bit_pattern() {
         w.widen_into(0, &mut got);
         for (i, &h) in all.iter().enumerate() {
             let want = f(h);
-            let ok = if want.is_nan() { got[i].is_nan() } else { got[i].to_bits() == want.to_bits() };
+            let ok = if want.is_nan() {
+                got[i].is_nan()
+            } else {
+                got[i].to_bits() == want.to_bits()
+            };
             assert!(ok, "{name} 0x{h:04x}: got {} want {want}", got[i]);
             let one = w.get(i);
-            let ok = if want.is_nan() { one.is_nan() } else { one.to_bits() == want.to_bits() };
+            let ok = if want.is_nan() {
+                one.is_nan()
+            } else {
+                one.to_bits() == want.to_bits()
+            };
             assert!(ok, "{name} get 0x{h:04x}: got {one} want {want}");
         }
     }
@@ -194,7 +233,19 @@ fn runtime_widening_matches_dtype_module_for_every_bit_pattern() {
         x[i * k + 3 + i] = 1.0;
     }
     for m in [1usize, 4] {
-        matmul(&x[..m * k], m, k, Weights::F16(&all), None, 0, n, &mut y[..m * n], 0, n).unwrap();
+        matmul(
+            &x[..m * k],
+            m,
+            k,
+            Weights::F16(&all),
+            None,
+            0,
+            n,
+            &mut y[..m * n],
+            0,
+            n,
+        )
+        .unwrap();
         for i in 0..m {
             for j in 0..n {
                 let want = f16_to_f32(all[j * k + 3 + i]);
@@ -264,7 +315,8 @@ fn runtime_norms() {
             let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
             let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
             for c in 0..d {
-                let v = (row[c] as f64 - mean) / (var + eps as f64).sqrt() * w[c] as f64 + b[c] as f64;
+                let v =
+                    (row[c] as f64 - mean) / (var + eps as f64).sqrt() * w[c] as f64 + b[c] as f64;
                 want.push(v);
                 mag.push(v.abs());
             }
@@ -309,7 +361,10 @@ fn runtime_activations() {
 
     let mut y = x.clone();
     gelu_erf(&mut y);
-    let want: Vec<f64> = x64.iter().map(|&v| 0.5 * v * (1.0 + erf64(v / 2f64.sqrt()))).collect();
+    let want: Vec<f64> = x64
+        .iter()
+        .map(|&v| 0.5 * v * (1.0 + erf64(v / 2f64.sqrt())))
+        .collect();
     close("gelu_erf", &y, &want, &mag, 1e-6);
     let mut worst = 0f64;
     for i in -6000..=6000 {
@@ -323,14 +378,25 @@ fn runtime_activations() {
     let mut y = x.clone();
     gelu_tanh(&mut y);
     let c = (2.0 / std::f64::consts::PI).sqrt();
-    let want: Vec<f64> = x64.iter().map(|&v| 0.5 * v * (1.0 + (c * (v + 0.044715 * v.powi(3))).tanh())).collect();
+    let want: Vec<f64> = x64
+        .iter()
+        .map(|&v| 0.5 * v * (1.0 + (c * (v + 0.044715 * v.powi(3))).tanh()))
+        .collect();
     close("gelu_tanh", &y, &want, &mag, 1e-6);
 
     let up = rng.vec(x.len(), 2.0);
     let mut y = x.clone();
     silu_mul(&mut y, &up).unwrap();
-    let want: Vec<f64> = x64.iter().zip(&up).map(|(&v, &u)| v / (1.0 + (-v).exp()) * u as f64).collect();
-    let mag2: Vec<f64> = x64.iter().zip(&up).map(|(&v, &u)| (v * u as f64).abs()).collect();
+    let want: Vec<f64> = x64
+        .iter()
+        .zip(&up)
+        .map(|(&v, &u)| v / (1.0 + (-v).exp()) * u as f64)
+        .collect();
+    let mag2: Vec<f64> = x64
+        .iter()
+        .zip(&up)
+        .map(|(&v, &u)| (v * u as f64).abs())
+        .collect();
     close("silu_mul", &y, &want, &mag2, 1e-6);
     assert!(silu_mul(&mut y, &up[1..]).is_err());
 
@@ -348,7 +414,11 @@ fn runtime_activations() {
 
     // Softmax: rows of 17 with huge offsets must not overflow.
     let n = 17;
-    let mut s: Vec<f32> = x[..n * 59].iter().enumerate().map(|(i, &v)| v * 10.0 + if i % 3 == 0 { 1e4 } else { 0.0 }).collect();
+    let mut s: Vec<f32> = x[..n * 59]
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v * 10.0 + if i % 3 == 0 { 1e4 } else { 0.0 })
+        .collect();
     let src = s.clone();
     softmax(&mut s, n).unwrap();
     let mut want = vec![];
@@ -363,18 +433,32 @@ fn runtime_activations() {
 }
 
 /// HF `apply_rotary_pos_emb` on [t, heads, d] with partial rotary, in f64.
-fn rope_ref(x: &[f32], t: usize, h: usize, d: usize, rd: usize, inv: &[f32], pos0: usize) -> Vec<f64> {
+fn rope_ref(
+    x: &[f32],
+    t: usize,
+    h: usize,
+    d: usize,
+    rd: usize,
+    inv: &[f32],
+    pos0: usize,
+) -> Vec<f64> {
     let mut out: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let half = rd / 2;
     for ti in 0..t {
         // freqs = inv_freq @ position (f32 product), emb = cat(freqs, freqs)
-        let emb: Vec<f64> = (0..rd).map(|i| ((pos0 + ti) as f32 * inv[i % half]) as f64).collect();
+        let emb: Vec<f64> = (0..rd)
+            .map(|i| ((pos0 + ti) as f32 * inv[i % half]) as f64)
+            .collect();
         for hh in 0..h {
             let base = (ti * h + hh) * d;
             let xr: Vec<f64> = (0..rd).map(|i| x[base + i] as f64).collect();
             for i in 0..rd {
                 // rotate_half(x) = cat(-x2, x1)
-                let rot = if i < half { -xr[i + half] } else { xr[i - half] };
+                let rot = if i < half {
+                    -xr[i + half]
+                } else {
+                    xr[i - half]
+                };
                 out[base + i] = xr[i] * emb[i].cos() + rot * emb[i].sin();
             }
         }
@@ -387,20 +471,32 @@ fn runtime_rope_full_and_partial_with_offsets() {
     let mut rng = Rng(5);
     for &(t, h, d, rd, pos0, theta) in &[
         (1usize, 4usize, 64usize, 64usize, 0usize, 10000.0f64),
-        (7, 3, 32, 8, 13, 10000.0),   // NeoX partial rotary 0.25
+        (7, 3, 32, 8, 13, 10000.0),    // NeoX partial rotary 0.25
         (5, 2, 80, 20, 500, 500000.0), // odd head dim multiple, large positions
         (1, 8, 128, 128, 4095, 500000.0),
     ] {
-        let inv: Vec<f32> = (0..rd / 2).map(|i| (1.0 / theta.powf(2.0 * i as f64 / rd as f64)) as f32).collect();
+        let inv: Vec<f32> = (0..rd / 2)
+            .map(|i| (1.0 / theta.powf(2.0 * i as f64 / rd as f64)) as f32)
+            .collect();
         let x = rng.vec(t * h * d, 2.0);
         let mut y = x.clone();
         rope(&mut y, t, h, d, rd, &inv, pos0).unwrap();
         let want = rope_ref(&x, t, h, d, rd, &inv, pos0);
-        close(&format!("rope t={t} d={d} rd={rd} pos0={pos0}"), &y, &want, &vec![2.0; want.len()], 1e-6);
+        close(
+            &format!("rope t={t} d={d} rd={rd} pos0={pos0}"),
+            &y,
+            &want,
+            &vec![2.0; want.len()],
+            1e-6,
+        );
         for ti in 0..t {
             for hh in 0..h {
                 let b = (ti * h + hh) * d;
-                assert_eq!(&y[b + rd..b + d], &x[b + rd..b + d], "pass-through dims changed");
+                assert_eq!(
+                    &y[b + rd..b + d],
+                    &x[b + rd..b + d],
+                    "pass-through dims changed"
+                );
             }
         }
     }
@@ -411,7 +507,16 @@ fn runtime_rope_full_and_partial_with_offsets() {
 
 /// Causal attention with an explicit mask and `repeat_kv`, in f64.
 #[allow(clippy::too_many_arguments)]
-fn attn_ref(q: &[f32], t: usize, hq: usize, d: usize, k: &[f32], v: &[f32], hkv: usize, past: usize) -> Vec<f64> {
+fn attn_ref(
+    q: &[f32],
+    t: usize,
+    hq: usize,
+    d: usize,
+    k: &[f32],
+    v: &[f32],
+    hkv: usize,
+    past: usize,
+) -> Vec<f64> {
     let total = past + t;
     let g = hq / hkv;
     let scale = 1.0 / (d as f64).sqrt();
@@ -422,14 +527,21 @@ fn attn_ref(q: &[f32], t: usize, hq: usize, d: usize, k: &[f32], v: &[f32], hkv:
             let mut s = vec![f64::NEG_INFINITY; total];
             for (j, sj) in s.iter_mut().enumerate() {
                 if j <= past + ti {
-                    *sj = (0..d).map(|c| q[(ti * hq + h) * d + c] as f64 * k[(j * hkv + kvh) * d + c] as f64).sum::<f64>() * scale;
+                    *sj = (0..d)
+                        .map(|c| {
+                            q[(ti * hq + h) * d + c] as f64 * k[(j * hkv + kvh) * d + c] as f64
+                        })
+                        .sum::<f64>()
+                        * scale;
                 }
             }
             let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = s.iter().map(|&v| (v - mx).exp()).collect();
             let z: f64 = e.iter().sum();
             for c in 0..d {
-                out[(ti * hq + h) * d + c] = (0..total).map(|j| e[j] / z * v[(j * hkv + kvh) * d + c] as f64).sum();
+                out[(ti * hq + h) * d + c] = (0..total)
+                    .map(|j| e[j] / z * v[(j * hkv + kvh) * d + c] as f64)
+                    .sum();
             }
         }
     }
@@ -441,10 +553,10 @@ fn runtime_attention_causal_gqa_with_past() {
     let mut rng = Rng(17);
     for &(t, hq, hkv, d, past) in &[
         (1usize, 8usize, 2usize, 64usize, 0usize), // first decode step
-        (1, 8, 4, 32, 37),                          // decode with past
-        (6, 4, 4, 16, 0),                           // prefill MHA
-        (5, 6, 2, 20, 11),                          // chunked prefill with past, GQA 3
-        (3, 4, 1, 7, 2),                            // MQA, odd head dim
+        (1, 8, 4, 32, 37),                         // decode with past
+        (6, 4, 4, 16, 0),                          // prefill MHA
+        (5, 6, 2, 20, 11),                         // chunked prefill with past, GQA 3
+        (3, 4, 1, 7, 2),                           // MQA, odd head dim
     ] {
         let s_max = past + t + 5;
         let q = rng.vec(t * hq * d, 2.0);
@@ -456,20 +568,47 @@ fn runtime_attention_causal_gqa_with_past() {
             v[i] = f32::NAN;
         }
         let mut out = vec![0f32; t * hq * d];
-        attention(&q, t, hq, d, &k, &v, hkv, past, 1.0 / (d as f32).sqrt(), &mut out).unwrap();
+        attention(
+            &q,
+            t,
+            hq,
+            d,
+            &k,
+            &v,
+            hkv,
+            past,
+            1.0 / (d as f32).sqrt(),
+            &mut out,
+        )
+        .unwrap();
         let want = attn_ref(&q, t, hq, d, &k, &v, hkv, past);
-        close(&format!("attention t={t} hq={hq} hkv={hkv} d={d} past={past}"), &out, &want, &vec![2.0; want.len()], 1e-5);
+        close(
+            &format!("attention t={t} hq={hq} hkv={hkv} d={d} past={past}"),
+            &out,
+            &want,
+            &vec![2.0; want.len()],
+            1e-5,
+        );
     }
     let mut out = vec![0f32; 8];
-    let e = attention(&[0.0; 8], 1, 3, 2, &[0.0; 8], &[0.0; 8], 2, 0, 1.0, &mut out).unwrap_err();
+    let e = attention(
+        &[0.0; 8], 1, 3, 2, &[0.0; 8], &[0.0; 8], 2, 0, 1.0, &mut out,
+    )
+    .unwrap_err();
     assert!(e.0.contains("multiple"), "{e}");
-    let e = attention(&[0.0; 4], 1, 2, 2, &[0.0; 4], &[0.0; 4], 2, 1, 1.0, &mut out).unwrap_err();
+    let e = attention(
+        &[0.0; 4], 1, 2, 2, &[0.0; 4], &[0.0; 4], 2, 1, 1.0, &mut out,
+    )
+    .unwrap_err();
     assert!(e.0.contains("k_cache"), "{e}");
 }
 
 #[test]
 fn runtime_embed_and_copy_2d() {
-    let table: Vec<u16> = [1.0f32, 2.0, 3.0, -4.0, 0.5, 6.0].iter().map(|&v| f32_to_f16(v)).collect();
+    let table: Vec<u16> = [1.0f32, 2.0, 3.0, -4.0, 0.5, 6.0]
+        .iter()
+        .map(|&v| f32_to_f16(v))
+        .collect();
     let mut out = vec![0f32; 4];
     embed(Weights::F16(&table), 3, 2, &[2, 1], &mut out).unwrap();
     assert_eq!(out, [0.5, 6.0, 3.0, -4.0]);
@@ -482,5 +621,17 @@ fn runtime_embed_and_copy_2d() {
     copy_2d(&qkv, 2, 6, &mut kk, 0, 2, 4, 2).unwrap();
     assert_eq!(kk, [2.0, 3.0, 8.0, 9.0, 14.0, 15.0, 20.0, 21.0]);
     assert!(copy_2d(&qkv, 2, 6, &mut kk, 1, 2, 4, 2).is_err());
-    assert!(matmul(&[0.0; 3], 1, 4, Weights::F32(&[0.0; 8]), None, 0, 2, &mut kk, 0, 2).is_err());
+    assert!(matmul(
+        &[0.0; 3],
+        1,
+        4,
+        Weights::F32(&[0.0; 8]),
+        None,
+        0,
+        2,
+        &mut kk,
+        0,
+        2
+    )
+    .is_err());
 }

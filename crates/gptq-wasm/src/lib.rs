@@ -6,6 +6,7 @@
 //! `Error` whose message says what is wrong; the TypeScript loader in
 //! `src/wasm/mod.ts` turns it into a `GptqError`.
 
+mod runtime;
 mod solver;
 
 use gptq_core::{dtype, pack};

@@ -51,7 +51,11 @@ pub fn add(dst: &mut [f32], src: &[f32]) -> Result<(), KernelError> {
 /// ```
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
     ensure(gate.len() == up.len(), || {
-        format!("silu_mul: gate has {} elements, up has {}", gate.len(), up.len())
+        format!(
+            "silu_mul: gate has {} elements, up has {}",
+            gate.len(),
+            up.len()
+        )
     })?;
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + (-*g).exp()) * u;
@@ -136,12 +140,19 @@ pub fn gelu_erf(x: &mut [f32]) {
 /// ```
 pub fn erf(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152_1, 1.061_405_4];
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_8,
+        -1.453_152_1,
+        1.061_405_4,
+    ];
     let a = x.abs();
     if a < 0.5 {
         // Maclaurin series (next term < 2e-8 here): no cancellation near 0.
         let z = x * x;
-        let s = 1.0 - z * (1.0 / 3.0 - z * (0.1 - z * (1.0 / 42.0 - z * (1.0 / 216.0 - z / 1320.0))));
+        let s =
+            1.0 - z * (1.0 / 3.0 - z * (0.1 - z * (1.0 / 42.0 - z * (1.0 / 216.0 - z / 1320.0))));
         return core::f32::consts::FRAC_2_SQRT_PI * x * s;
     }
     let t = 1.0 / (1.0 + P * a);
@@ -163,8 +174,11 @@ pub fn erf(x: f32) -> f32 {
 /// assert_eq!(x, [0.5; 4]);
 /// ```
 pub fn softmax(x: &mut [f32], n: usize) -> Result<(), KernelError> {
-    ensure(n > 0 && x.len() % n == 0, || {
-        format!("softmax: length {} is not a multiple of the row size {n}", x.len())
+    ensure(n > 0 && x.len().is_multiple_of(n), || {
+        format!(
+            "softmax: length {} is not a multiple of the row size {n}",
+            x.len()
+        )
     })?;
     for row in x.chunks_exact_mut(n) {
         softmax_row(row);

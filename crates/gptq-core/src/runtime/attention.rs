@@ -47,7 +47,7 @@ pub fn attention(
     scale: f32,
     out: &mut [f32],
 ) -> Result<(), KernelError> {
-    ensure(hkv > 0 && hq % hkv == 0, || {
+    ensure(hkv > 0 && hq.is_multiple_of(hkv), || {
         format!("attention: {hq} query heads are not a multiple of {hkv} KV heads")
     })?;
     let qn = size("attention q [t, hq, d]", &[t, hq, d])?;

@@ -199,7 +199,11 @@ pub fn matmul(
     ensure(n0 <= n1, || format!("matmul: row range n0={n0} > n1={n1}"))?;
     let nw = n1 - n0;
     need("matmul x [m, k]", x.len(), size("matmul x", &[m, k])?)?;
-    need("matmul weight [n1, k]", w.len(), size("matmul weight", &[n1, k])?)?;
+    need(
+        "matmul weight [n1, k]",
+        w.len(),
+        size("matmul weight", &[n1, k])?,
+    )?;
     if let Some(b) = bias {
         need("matmul bias [n1]", b.len(), n1)?;
     }
@@ -465,7 +469,14 @@ fn compute_tile(
     bias: Option<&[f32]>,
     o: &mut Out<'_>,
 ) {
-    let Tile { jb, np, kb, kc, n1, first } = *tile;
+    let Tile {
+        jb,
+        np,
+        kb,
+        kc,
+        n1,
+        first,
+    } = *tile;
     let mut ib = 0;
     while ib < m {
         let mr = MR.min(m - ib);
@@ -521,7 +532,14 @@ fn gemm<K: Kind>(
                     )
                 };
             }
-            let tile = Tile { jb, np, kb, kc, n1, first: kb == 0 };
+            let tile = Tile {
+                jb,
+                np,
+                kb,
+                kc,
+                n1,
+                first: kb == 0,
+            };
             compute_tile(x, m, k, &panels, &tile, bias, &mut o);
             kb += KC;
         }
@@ -551,7 +569,11 @@ pub fn transpose<T: Copy + Default>(
     n0: usize,
     n1: usize,
 ) -> Result<Vec<T>, KernelError> {
-    need("transpose src [k, n]", src.len(), size("transpose src", &[k, n])?)?;
+    need(
+        "transpose src [k, n]",
+        src.len(),
+        size("transpose src", &[k, n])?,
+    )?;
     ensure(n0 <= n1 && n1 <= n, || {
         format!("transpose: row range {n0}..{n1} is not within 0..{n}")
     })?;

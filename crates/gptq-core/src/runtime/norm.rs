@@ -7,7 +7,7 @@ use super::simd::{dot, F4};
 use super::{ensure, need, KernelError};
 
 fn rows_of(what: &str, len: usize, d: usize) -> Result<usize, KernelError> {
-    ensure(d > 0 && len % d == 0, || {
+    ensure(d > 0 && len.is_multiple_of(d), || {
         format!("{what}: length {len} is not a multiple of the row size {d}")
     })?;
     Ok(len / d)
@@ -63,7 +63,10 @@ pub fn layer_norm(
     let d = weight.len();
     rows_of("layer_norm x", x.len(), d)?;
     ensure(bias.is_empty() || bias.len() == d, || {
-        format!("layer_norm bias: has {} elements, needs 0 or {d}", bias.len())
+        format!(
+            "layer_norm bias: has {} elements, needs 0 or {d}",
+            bias.len()
+        )
     })?;
     need("layer_norm out", out.len(), x.len())?;
     for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {

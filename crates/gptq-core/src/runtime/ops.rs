@@ -27,8 +27,16 @@ pub fn embed(
     ids: &[u32],
     out: &mut [f32],
 ) -> Result<(), KernelError> {
-    need("embed table [rows, d]", table.len(), size("embed table", &[rows, d])?)?;
-    need("embed out [ids, d]", out.len(), size("embed out", &[ids.len(), d])?)?;
+    need(
+        "embed table [rows, d]",
+        table.len(),
+        size("embed table", &[rows, d])?,
+    )?;
+    need(
+        "embed out [ids, d]",
+        out.len(),
+        size("embed out", &[ids.len(), d])?,
+    )?;
     for (t, &id) in ids.iter().enumerate() {
         let id = id as usize;
         if id >= rows {
@@ -76,8 +84,16 @@ pub fn copy_2d(
             .and_then(|v| v.checked_add(cols))
             .ok_or_else(|| KernelError(format!("{what}: block end overflows")))
     };
-    need("copy_2d src", src.len(), end(src_off, src_stride, "copy_2d src")?)?;
-    need("copy_2d dst", dst.len(), end(dst_off, dst_stride, "copy_2d dst")?)?;
+    need(
+        "copy_2d src",
+        src.len(),
+        end(src_off, src_stride, "copy_2d src")?,
+    )?;
+    need(
+        "copy_2d dst",
+        dst.len(),
+        end(dst_off, dst_stride, "copy_2d dst")?,
+    )?;
     if src_stride == cols && dst_stride == cols {
         let n = rows * cols;
         dst[dst_off..dst_off + n].copy_from_slice(&src[src_off..src_off + n]);

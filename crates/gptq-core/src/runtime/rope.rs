@@ -33,12 +33,17 @@ pub fn rope(
     inv_freq: &[f32],
     pos0: usize,
 ) -> Result<(), KernelError> {
-    ensure(rotary_dim % 2 == 0 && rotary_dim <= head_dim, || {
-        format!("rope: rotary_dim {rotary_dim} must be even and at most head_dim {head_dim}")
-    })?;
+    ensure(
+        rotary_dim.is_multiple_of(2) && rotary_dim <= head_dim,
+        || format!("rope: rotary_dim {rotary_dim} must be even and at most head_dim {head_dim}"),
+    )?;
     let half = rotary_dim / 2;
     need("rope inv_freq", inv_freq.len(), half)?;
-    need("rope x [t, heads, head_dim]", x.len(), size("rope x", &[t, heads, head_dim])?)?;
+    need(
+        "rope x [t, heads, head_dim]",
+        x.len(),
+        size("rope x", &[t, heads, head_dim])?,
+    )?;
     if half == 0 || heads == 0 {
         return Ok(());
     }

@@ -137,12 +137,18 @@ mod imp {
             let h = Self::load_u16x4(p);
             let sign = _mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x8000)), 16);
             let em = _mm_and_si128(h, _mm_set1_epi32(0x7fff));
-            let mag = _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(em, 13)), _mm_set1_ps(F16_SCALE));
+            let mag = _mm_mul_ps(
+                _mm_castsi128_ps(_mm_slli_epi32(em, 13)),
+                _mm_set1_ps(F16_SCALE),
+            );
             let special = _mm_and_si128(
                 _mm_cmpgt_epi32(em, _mm_set1_epi32(0x7bff)),
                 _mm_set1_epi32(0x7f80_0000),
             );
-            F4(_mm_or_ps(_mm_or_ps(mag, _mm_castsi128_ps(special)), _mm_castsi128_ps(sign)))
+            F4(_mm_or_ps(
+                _mm_or_ps(mag, _mm_castsi128_ps(special)),
+                _mm_castsi128_ps(sign),
+            ))
         }
         /// # Safety
         /// `p..p+4` must be readable.
@@ -177,7 +183,10 @@ mod imp {
     }
 }
 
-#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
+#[cfg(not(any(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    target_arch = "x86_64"
+)))]
 mod imp {
     use super::F16_SCALE;
 
@@ -237,11 +246,21 @@ mod imp {
         }
         #[inline(always)]
         pub fn add(self, o: Self) -> Self {
-            F4([self.0[0] + o.0[0], self.0[1] + o.0[1], self.0[2] + o.0[2], self.0[3] + o.0[3]])
+            F4([
+                self.0[0] + o.0[0],
+                self.0[1] + o.0[1],
+                self.0[2] + o.0[2],
+                self.0[3] + o.0[3],
+            ])
         }
         #[inline(always)]
         pub fn mul(self, o: Self) -> Self {
-            F4([self.0[0] * o.0[0], self.0[1] * o.0[1], self.0[2] * o.0[2], self.0[3] * o.0[3]])
+            F4([
+                self.0[0] * o.0[0],
+                self.0[1] * o.0[1],
+                self.0[2] * o.0[2],
+                self.0[3] * o.0[3],
+            ])
         }
         /// `self + a * b` (unfused natively: a libm `fmaf` call would be slower).
         #[inline(always)]
@@ -296,7 +315,9 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     // SAFETY: indices < n, within both slices; x and y cannot alias (& vs &mut).
     unsafe {
         while i + 4 <= n {
-            F4::load(py.add(i)).fma(av, F4::load(px.add(i))).store(py.add(i));
+            F4::load(py.add(i))
+                .fma(av, F4::load(px.add(i)))
+                .store(py.add(i));
             i += 4;
         }
     }
