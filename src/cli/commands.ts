@@ -13,4 +13,10 @@ import { generateCommand } from "./generate.ts";
 import { quantizeCommand } from "./quantize.ts";
 
 /** Every sub-command. */
-export const COMMANDS: Command[] = [quantizeCommand, generateCommand, evalCommand, inspectCommand, convertCommand];
+export const COMMANDS: Command[] = [
+  quantizeCommand,
+  generateCommand,
+  evalCommand,
+  inspectCommand,
+  convertCommand,
+];

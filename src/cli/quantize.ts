@@ -15,7 +15,8 @@ import { startProgress } from "./_progress.ts";
 export const quantizeCommand: Command = {
   name: "quantize",
   summary: "quantize a model folder with GPTQ into an AutoGPTQ/transformers/GPTQModel checkpoint",
-  usage: "quantize MODEL_DIR --out OUT_DIR --dataset FILE [--bits 4] [--group-size 128] [--desc-act] " +
+  usage:
+    "quantize MODEL_DIR --out OUT_DIR --dataset FILE [--bits 4] [--group-size 128] [--desc-act] " +
     "[--static-groups] [--sym|--no-sym] [--damp-percent 0.01] [--true-sequential|--no-true-sequential] [--mse] " +
     "[--nsamples 128] [--seqlen 2048] [--seed 0] [--format gptq|gptq_v2] [--modules-to-not-convert NAMES] " +
     "[--resume] [--force] [--json]",
@@ -25,31 +26,82 @@ export const quantizeCommand: Command = {
     "quantize ./opt-125m --out ./opt-125m-gptq --dataset wiki.txt --desc-act --static-groups --resume",
   ],
   options: {
-    out: { type: "string", short: "o", valueName: "DIR", description: "output folder (must not exist unless --force)" },
-    dataset: { type: "string", valueName: "FILE", description: ".txt (random windows) or .jsonl with a 'text' field" },
+    out: {
+      type: "string",
+      short: "o",
+      valueName: "DIR",
+      description: "output folder (must not exist unless --force)",
+    },
+    dataset: {
+      type: "string",
+      valueName: "FILE",
+      description: ".txt (random windows) or .jsonl with a 'text' field",
+    },
     bits: { type: "string", valueName: "N", description: "2, 3, 4 (default) or 8" },
-    "group-size": { type: "string", valueName: "N", description: "columns per group, -1 = per row (default 128)" },
-    "desc-act": { type: "boolean", description: "act-order: quantize columns by decreasing Hessian diagonal" },
-    "static-groups": { type: "boolean", description: "group parameters fixed before error feedback (fast act-order)" },
+    "group-size": {
+      type: "string",
+      valueName: "N",
+      description: "columns per group, -1 = per row (default 128)",
+    },
+    "desc-act": {
+      type: "boolean",
+      description: "act-order: quantize columns by decreasing Hessian diagonal",
+    },
+    "static-groups": {
+      type: "boolean",
+      description: "group parameters fixed before error feedback (fast act-order)",
+    },
     sym: { type: "boolean", description: "symmetric quantization (default)" },
-    "no-sym": { type: "boolean", description: "asymmetric quantization (written as gptq_v2 unless --format gptq)" },
-    "damp-percent": { type: "string", valueName: "F", description: "Hessian damping fraction (default 0.01)" },
-    "true-sequential": { type: "boolean", description: "AutoGPTQ's sequential groups inside a block (default)" },
-    "no-true-sequential": { type: "boolean", description: "quantize all modules of a block from the same inputs" },
-    mse: { type: "boolean", description: "MSE clipping search (norm 2.4, grid 100, maxshrink 0.8)" },
+    "no-sym": {
+      type: "boolean",
+      description: "asymmetric quantization (written as gptq_v2 unless --format gptq)",
+    },
+    "damp-percent": {
+      type: "string",
+      valueName: "F",
+      description: "Hessian damping fraction (default 0.01)",
+    },
+    "true-sequential": {
+      type: "boolean",
+      description: "AutoGPTQ's sequential groups inside a block (default)",
+    },
+    "no-true-sequential": {
+      type: "boolean",
+      description: "quantize all modules of a block from the same inputs",
+    },
+    mse: {
+      type: "boolean",
+      description: "MSE clipping search (norm 2.4, grid 100, maxshrink 0.8)",
+    },
     nsamples: { type: "string", valueName: "N", description: "calibration samples (default 128)" },
-    seqlen: { type: "string", valueName: "N", description: "tokens per sample (default min(2048, context))" },
+    seqlen: {
+      type: "string",
+      valueName: "N",
+      description: "tokens per sample (default min(2048, context))",
+    },
     seed: { type: "string", valueName: "N", description: "calibration sampling seed (default 0)" },
-    format: { type: "string", valueName: "F", description: "gptq (v1 zeros) or gptq_v2 (default: v1 if sym, v2 if not)" },
+    format: {
+      type: "string",
+      valueName: "F",
+      description: "gptq (v1 zeros) or gptq_v2 (default: v1 if sym, v2 if not)",
+    },
     "modules-to-not-convert": {
       type: "string",
       valueName: "NAMES",
       description: "comma-separated block modules to keep unquantized (e.g. mlp.down_proj)",
     },
-    "max-shard-size": { type: "string", valueName: "SIZE", description: "largest output shard (default 10GB)" },
+    "max-shard-size": {
+      type: "string",
+      valueName: "SIZE",
+      description: "largest output shard (default 10GB)",
+    },
     resume: { type: "boolean", description: "continue a killed run from its last finished block" },
     force: { type: "boolean", description: "replace an existing output folder" },
-    backend: { type: "string", valueName: "NAME", description: "forward-pass backend: auto (default), wasm, typescript" },
+    backend: {
+      type: "string",
+      valueName: "NAME",
+      description: "forward-pass backend: auto (default), wasm, typescript",
+    },
   },
   async run(args, io) {
     const model = args.positionals[0];
@@ -59,13 +111,17 @@ export const quantizeCommand: Command = {
       });
     }
     const out = args.values.out, dataset = args.values.dataset;
-    if (typeof out !== "string" || !out) throw new GptqError("INVALID_ARGUMENT", "--out OUT_DIR is required");
+    if (typeof out !== "string" || !out) {
+      throw new GptqError("INVALID_ARGUMENT", "--out OUT_DIR is required");
+    }
     if (typeof dataset !== "string" || !dataset) {
       throw new GptqError("INVALID_ARGUMENT", "--dataset FILE is required", {
         hint: "a .txt file (random windows) or a .jsonl file with a 'text' field per line",
       });
     }
-    if (args.values.sym && args.values["no-sym"]) throw new GptqError("INVALID_ARGUMENT", "--sym and --no-sym conflict");
+    if (args.values.sym && args.values["no-sym"]) {
+      throw new GptqError("INVALID_ARGUMENT", "--sym and --no-sym conflict");
+    }
     const format = args.values.format as string | undefined;
     if (format !== undefined && format !== "gptq" && format !== "gptq_v2") {
       throw new GptqError("INVALID_ARGUMENT", `--format must be gptq or gptq_v2, got '${format}'`);
@@ -79,9 +135,13 @@ export const quantizeCommand: Command = {
       );
     }
     const bits = intOption(args, "bits", 4);
-    if (![2, 3, 4, 8].includes(bits)) throw new GptqError("INVALID_ARGUMENT", `--bits must be 2, 3, 4 or 8, got ${bits}`);
+    if (![2, 3, 4, 8].includes(bits)) {
+      throw new GptqError("INVALID_ARGUMENT", `--bits must be 2, 3, 4 or 8, got ${bits}`);
+    }
     const groupSize = intOption(args, "group-size", 128, -1);
-    if (groupSize === 0 || groupSize < -1) throw new GptqError("INVALID_ARGUMENT", "--group-size must be -1 or positive");
+    if (groupSize === 0 || groupSize < -1) {
+      throw new GptqError("INVALID_ARGUMENT", "--group-size must be -1 or positive");
+    }
     const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
     io.stderr(`${backend.description}\n`);
     let bar: ReturnType<typeof startProgress> | null = null;
@@ -96,13 +156,21 @@ export const quantizeCommand: Command = {
       mse: args.values.mse === true,
       dataset,
       nsamples: intOption(args, "nsamples", 128, 1),
-      ...(args.values.seqlen === undefined ? {} : { model_seqlen: intOption(args, "seqlen", 2048, 2) }),
+      ...(args.values.seqlen === undefined
+        ? {}
+        : { model_seqlen: intOption(args, "seqlen", 2048, 2) }),
       seed: intOption(args, "seed", 0),
       ...(format ? { checkpoint_format: format as "gptq" | "gptq_v2" } : {}),
       ...(typeof args.values["modules-to-not-convert"] === "string"
-        ? { modules_to_not_convert: (args.values["modules-to-not-convert"] as string).split(",").map((s) => s.trim()) }
+        ? {
+          modules_to_not_convert: (args.values["modules-to-not-convert"] as string).split(",").map((
+            s,
+          ) => s.trim()),
+        }
         : {}),
-      ...(typeof args.values["max-shard-size"] === "string" ? { max_shard_size: args.values["max-shard-size"] as string } : {}),
+      ...(typeof args.values["max-shard-size"] === "string"
+        ? { max_shard_size: args.values["max-shard-size"] as string }
+        : {}),
     }, {
       force: args.values.force === true,
       resume: args.values.resume === true,
@@ -117,11 +185,18 @@ export const quantizeCommand: Command = {
     if (io.json) io.stdout(JSON.stringify(report, null, 2) + "\n");
     else {
       const q = report.modules.filter((m) => m.quantized);
-      const gErr = q.reduce((a, m) => a + (m.gptqError ?? 0), 0), rErr = q.reduce((a, m) => a + (m.rtnError ?? 0), 0);
+      const gErr = q.reduce((a, m) => a + (m.gptqError ?? 0), 0),
+        rErr = q.reduce((a, m) => a + (m.rtnError ?? 0), 0);
       io.stdout(
-        `wrote ${out}: ${q.length} modules quantized, ${report.modules.length - q.length} kept in full precision; ` +
-          `Hessian-weighted error GPTQ/RTN = ${(gErr / rErr).toFixed(3)}; ${report.seconds.toFixed(1)} s, ` +
-          `peak RSS ${(report.peakRssBytes / 2 ** 20).toFixed(0)} MiB (report: ${out}/quantize_report.json)\n`,
+        `wrote ${out}: ${q.length} modules quantized, ${
+          report.modules.length - q.length
+        } kept in full precision; ` +
+          `Hessian-weighted error GPTQ/RTN = ${(gErr / rErr).toFixed(3)}; ${
+            report.seconds.toFixed(1)
+          } s, ` +
+          `peak RSS ${
+            (report.peakRssBytes / 2 ** 20).toFixed(0)
+          } MiB (report: ${out}/quantize_report.json)\n`,
       );
     }
     return 0;

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { GptqError, fsError } from "../errors.ts";
+import { fsError, GptqError } from "../errors.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { mulberry32 } from "../runtime/sample.ts";
 
@@ -86,7 +86,10 @@ export async function loadCalibration(
       try {
         obj = JSON.parse(line);
       } catch {
-        throw new GptqError("DATASET", `line ${i + 1} is not JSON`, { file: spec, hint: "one JSON object per line" });
+        throw new GptqError("DATASET", `line ${i + 1} is not JSON`, {
+          file: spec,
+          hint: "one JSON object per line",
+        });
       }
       const t = (obj as { text?: unknown })?.text;
       if (typeof t !== "string") {
@@ -96,16 +99,27 @@ export async function loadCalibration(
       if (ids.length > 0) samples.push(ids);
     }
     if (samples.length === 0) {
-      throw new GptqError("DATASET", "no non-empty examples", { file: spec, hint: "add lines like {\"text\": \"...\"}" });
+      throw new GptqError("DATASET", "no non-empty examples", {
+        file: spec,
+        hint: 'add lines like {"text": "..."}',
+      });
     }
-    return { samples, source: spec, method: `first ${samples.length} examples, truncated to ${seqlen} tokens` };
+    return {
+      samples,
+      source: spec,
+      method: `first ${samples.length} examples, truncated to ${seqlen} tokens`,
+    };
   }
   const ids = tok.encode(text);
   if (ids.length < seqlen + 1) {
-    throw new GptqError("DATASET", `the text has ${ids.length} tokens, too few for one window of ${seqlen}`, {
-      file: spec,
-      hint: "use a longer text or a smaller --seqlen",
-    });
+    throw new GptqError(
+      "DATASET",
+      `the text has ${ids.length} tokens, too few for one window of ${seqlen}`,
+      {
+        file: spec,
+        hint: "use a longer text or a smaller --seqlen",
+      },
+    );
   }
   const rand = mulberry32(seed);
   const span = ids.length - seqlen - 1;
@@ -117,6 +131,7 @@ export async function loadCalibration(
   return {
     samples,
     source: spec,
-    method: `${nsamples} random windows of ${seqlen} tokens (mulberry32 seed ${seed}) from ${ids.length} tokens`,
+    method:
+      `${nsamples} random windows of ${seqlen} tokens (mulberry32 seed ${seed}) from ${ids.length} tokens`,
   };
 }

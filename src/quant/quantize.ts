@@ -28,12 +28,29 @@ import { AtomicOutputDir } from "../io/atomic_dir.ts";
 import { type NamedTensor, ShardedWriter, writeSafetensors } from "../io/safetensors_writer.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import { packQWeight, packQZeros, scalesToF16 } from "../gptq/pack.ts";
-import { parseQuantizeConfig, type QuantizeConfig, toQuantizationConfigBlock, toQuantizeConfigJson } from "../gptq/quant_config.ts";
-import { blockContext, CausalLM, loadBlock, type LinearInput, releaseBlock, runBlock } from "../runtime/model.ts";
+import {
+  parseQuantizeConfig,
+  type QuantizeConfig,
+  toQuantizationConfigBlock,
+  toQuantizeConfigJson,
+} from "../gptq/quant_config.ts";
+import {
+  blockContext,
+  CausalLM,
+  type LinearInput,
+  loadBlock,
+  releaseBlock,
+  runBlock,
+} from "../runtime/model.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import { createTsKernels } from "../runtime/ts_kernels.ts";
 import { loadCalibration } from "./calibration.ts";
-import { createWasmSolver, type GptqSolveOptions, hessianError, type QuantBackend } from "./solver.ts";
+import {
+  createWasmSolver,
+  type GptqSolveOptions,
+  hessianError,
+  type QuantBackend,
+} from "./solver.ts";
 import { VERSION } from "../version.ts";
 
 /** Settings, named as transformers' `GPTQConfig` (and AutoGPTQ) name them. */
@@ -244,10 +261,14 @@ export async function quantizeModel(
     };
     const seqlen = cfg.model_seqlen ?? Math.min(2048, c.maxPositions);
     if (seqlen > c.maxPositions) {
-      throw new GptqError("INVALID_ARGUMENT", `--seqlen ${seqlen} exceeds the model's ${c.maxPositions} positions`, {
-        file: c.file,
-        hint: `use --seqlen ${c.maxPositions} or less`,
-      });
+      throw new GptqError(
+        "INVALID_ARGUMENT",
+        `--seqlen ${seqlen} exceeds the model's ${c.maxPositions} positions`,
+        {
+          file: c.file,
+          hint: `use --seqlen ${c.maxPositions} or less`,
+        },
+      );
     }
     const trueSeq = cfg.true_sequential ?? true;
     const notConvert = new Set(cfg.modules_to_not_convert ?? []);
@@ -270,14 +291,20 @@ export async function quantizeModel(
 
     const tok = await folder.tokenizer();
     const cal = typeof cfg.dataset === "string"
-      ? await loadCalibration(cfg.dataset, tok, { nsamples: cfg.nsamples ?? 128, seqlen, seed: cfg.seed ?? 0 })
+      ? await loadCalibration(cfg.dataset, tok, {
+        nsamples: cfg.nsamples ?? 128,
+        seqlen,
+        seed: cfg.seed ?? 0,
+      })
       : {
         samples: cfg.dataset.map((s) => s.slice(0, seqlen)).filter((s) => s.length > 0),
         source: "(token ids given by the caller)",
         method: `${cfg.dataset.length} given samples, truncated to ${seqlen} tokens`,
       };
     if (cal.samples.length === 0) {
-      throw new GptqError("DATASET", "the calibration set is empty", { hint: "give at least one sample" });
+      throw new GptqError("DATASET", "the calibration set is empty", {
+        hint: "give at least one sample",
+      });
     }
     const fingerprint = JSON.stringify({
       version: VERSION,
@@ -300,10 +327,14 @@ export async function quantizeModel(
           journal = null;
         }
         if (journal && journal.fingerprint !== fingerprint) {
-          throw new GptqError("INVALID_ARGUMENT", "the unfinished run used other settings or data", {
-            file: workDir,
-            hint: "run without --resume and with --force to start over",
-          });
+          throw new GptqError(
+            "INVALID_ARGUMENT",
+            "the unfinished run used other settings or data",
+            {
+              file: workDir,
+              hint: "run without --resume and with --force to start over",
+            },
+          );
         }
       } else if (opts.force) {
         await Deno.remove(workDir, { recursive: true });
@@ -376,7 +407,8 @@ export async function quantizeModel(
           if (notConvert.has(l.name) || notConvert.has(path)) {
             rep.reason = "listed in modules_to_not_convert";
           } else if (K % 32 !== 0 || N % 32 !== 0) {
-            rep.reason = `in/out features ${K}/${N} are not multiples of 32, which GPTQ packing needs`;
+            rep.reason =
+              `in/out features ${K}/${N} are not multiples of 32, which GPTQ packing needs`;
           }
           if (rep.reason) {
             log(`keeping ${path} in full precision: ${rep.reason}`);
@@ -404,22 +436,52 @@ export async function quantizeModel(
           const bias = l.bias(c) ? await folder.readFloat32(`${path}.bias`) : null;
           block.linears.set(
             l.name,
-            kernels.linearFromDense({ dtype: "F32", shape: [N, K], data: new Uint8Array(r.q.buffer) }, bias, false),
+            kernels.linearFromDense(
+              { dtype: "F32", shape: [N, K], data: new Uint8Array(r.q.buffer) },
+              bias,
+              false,
+            ),
           );
           // Pack: codes [N,K] → [K,N]; zeros [N,G] → [G,N].
           const G = r.G;
           const zeros = new Uint32Array(G * N);
-          for (let n = 0; n < N; n++) for (let g = 0; g < G; g++) zeros[g * N + n] = r.zero[n * G + g]!;
+          for (let n = 0; n < N; n++) {
+            for (let g = 0; g < G; g++) zeros[g * N + n] = r.zero[n * G + g]!;
+          }
           const qweight = packQWeight(transposeU8(r.codes, N, K), K, N, bits as 2 | 3 | 4 | 8);
-          const qzeros = packQZeros(zeros, G, N, bits as 2 | 3 | 4 | 8, format, { allowOverflow: format === "gptq" });
+          const qzeros = packQZeros(zeros, G, N, bits as 2 | 3 | 4 | 8, format, {
+            allowOverflow: format === "gptq",
+          });
           const scales = scalesToF16(r.scale, N, G);
           packed.push(
-            { name: `${path}.qweight`, dtype: "I32", shape: [(K * bits) / 32, N], data: i32Bytes(qweight) },
-            { name: `${path}.qzeros`, dtype: "I32", shape: [G, (N * bits) / 32], data: i32Bytes(qzeros) },
-            { name: `${path}.scales`, dtype: "F16", shape: [G, N], data: new Uint8Array(scales.buffer) },
+            {
+              name: `${path}.qweight`,
+              dtype: "I32",
+              shape: [(K * bits) / 32, N],
+              data: i32Bytes(qweight),
+            },
+            {
+              name: `${path}.qzeros`,
+              dtype: "I32",
+              shape: [G, (N * bits) / 32],
+              data: i32Bytes(qzeros),
+            },
+            {
+              name: `${path}.scales`,
+              dtype: "F16",
+              shape: [G, N],
+              data: new Uint8Array(scales.buffer),
+            },
             { name: `${path}.g_idx`, dtype: "I32", shape: [K], data: i32Bytes(r.gIdx) },
           );
-          if (bias) packed.push({ name: `${path}.bias`, dtype: "F16", shape: [N], data: fromFloat32(bias, "F16") });
+          if (bias) {
+            packed.push({
+              name: `${path}.bias`,
+              dtype: "F16",
+              shape: [N],
+              data: fromFloat32(bias, "F16"),
+            });
+          }
           sampleRss();
         }
       }
@@ -429,7 +491,10 @@ export async function quantizeModel(
       sampleRss();
       blockSeconds.push((performance.now() - tb) / 1000);
       // Journal: packed tensors, activations, then the journal itself (the commit point).
-      await writeSafetensors(`${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`, packed);
+      await writeSafetensors(
+        `${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`,
+        packed,
+      );
       const acts = new Float32Array(xs.reduce((a, x) => a + x.length, 0));
       let o = 0;
       for (const x of xs) {
@@ -445,7 +510,9 @@ export async function quantizeModel(
 
     // --- assemble the checkpoint ------------------------------------------
     const quantizedPaths = new Set(modules.filter((m) => m.quantized).map((m) => m.name));
-    const unquantized = modules.filter((m) => !m.quantized).map((m) => m.name.split(".").slice(-2).join("."));
+    const unquantized = modules.filter((m) => !m.quantized).map((m) =>
+      m.name.split(".").slice(-2).join(".")
+    );
     if (unquantized.length) qcfg.modules_to_not_convert = [...new Set(unquantized)];
     const out = await AtomicOutputDir.create(outDir, { force: opts.force ?? false });
     try {
@@ -469,10 +536,14 @@ export async function quantizeModel(
           const modulePath = m?.[1];
           if (modulePath && quantizedPaths.has(modulePath)) {
             if (m![2] === "bias") continue; // written with the packed tensors
-            const layer = Number(modulePath.slice(folder.arch.blockPrefix.length + 1).split(".")[0]);
+            const layer = Number(
+              modulePath.slice(folder.arch.blockPrefix.length + 1).split(".")[0],
+            );
             let f = layerFiles.get(layer);
             if (!f) {
-              f = await SafetensorsFile.open(`${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`);
+              f = await SafetensorsFile.open(
+                `${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`,
+              );
               layerFiles.set(layer, f);
             }
             for (const suffix of ["qweight", "qzeros", "scales", "g_idx", "bias"]) {
@@ -495,8 +566,17 @@ export async function quantizeModel(
       const config = { ...c.raw, quantization_config: toQuantizationConfigBlock(qcfg) };
       await Deno.writeTextFile(out.path("config.json"), json(config));
       await Deno.writeTextFile(out.path("quantize_config.json"), json(toQuantizeConfigJson(qcfg)));
-      for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]) {
-        if (await exists(`${folder.dir}/${f}`)) await Deno.copyFile(`${folder.dir}/${f}`, out.path(f));
+      for (
+        const f of [
+          "tokenizer.json",
+          "tokenizer_config.json",
+          "special_tokens_map.json",
+          "generation_config.json",
+        ]
+      ) {
+        if (await exists(`${folder.dir}/${f}`)) {
+          await Deno.copyFile(`${folder.dir}/${f}`, out.path(f));
+        }
       }
       const report: QuantizeReport = {
         version: VERSION,

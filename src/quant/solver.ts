@@ -80,7 +80,14 @@ export interface QuantBackend {
   /** A new zero Hessian for K inputs. */
   hessian(K: number): HessianAccumulator;
   /** GPTQ-quantizes `w` (`[N, K]`) with Hessian `h` (`[K, K]`). */
-  gptq(w: Float32Array, N: number, K: number, h: Float32Array, opts: GptqSolveOptions, name?: string): GptqLayerResult;
+  gptq(
+    w: Float32Array,
+    N: number,
+    K: number,
+    h: Float32Array,
+    opts: GptqSolveOptions,
+    name?: string,
+  ): GptqLayerResult;
   /** Round-to-nearest with the same quantizer and groups. */
   rtn(w: Float32Array, N: number, K: number, opts: GptqSolveOptions): GptqLayerResult;
 }
@@ -94,10 +101,16 @@ function checkOpts(o: GptqSolveOptions): void {
     throw new GptqError("INVALID_ARGUMENT", `bits must be 2, 3, 4 or 8, got ${o.bits}`);
   }
   if (!(o.group_size === -1 || (Number.isInteger(o.group_size) && o.group_size > 0))) {
-    throw new GptqError("INVALID_ARGUMENT", `group_size must be -1 or a positive integer, got ${o.group_size}`);
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `group_size must be -1 or a positive integer, got ${o.group_size}`,
+    );
   }
   if (!(o.damp_percent > 0 && o.damp_percent < 1)) {
-    throw new GptqError("INVALID_ARGUMENT", `damp_percent must be in (0, 1), got ${o.damp_percent}`);
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `damp_percent must be in (0, 1), got ${o.damp_percent}`,
+    );
   }
 }
 
@@ -139,7 +152,10 @@ export async function createWasmSolver(): Promise<QuantBackend> {
         K,
         add(x, nSeq, tokens) {
           if (x.length !== nSeq * tokens * K) {
-            throw new GptqError("SHAPE", `Hessian input has ${x.length} values, expected ${nSeq}×${tokens}×${K}`);
+            throw new GptqError(
+              "SHAPE",
+              `Hessian input has ${x.length} values, expected ${nSeq}×${tokens}×${K}`,
+            );
           }
           try {
             acc.add_batch(x, nSeq, tokens);
@@ -157,9 +173,13 @@ export async function createWasmSolver(): Promise<QuantBackend> {
     gptq(w, N, K, h, o, name) {
       checkOpts(o);
       if (w.length !== N * K || h.length !== K * K) {
-        throw new GptqError("SHAPE", `gptq: W has ${w.length} values (N·K = ${N * K}), H has ${h.length} (K² = ${K * K})`, {
-          ...(name ? { tensor: name } : {}),
-        });
+        throw new GptqError(
+          "SHAPE",
+          `gptq: W has ${w.length} values (N·K = ${N * K}), H has ${h.length} (K² = ${K * K})`,
+          {
+            ...(name ? { tensor: name } : {}),
+          },
+        );
       }
       let prep: glue.Prepared | undefined;
       try {
@@ -204,7 +224,19 @@ export async function createWasmSolver(): Promise<QuantBackend> {
       const q = new Float32Array(N * K), codes = new Uint8Array(N * K);
       const scale = new Float32Array(N * G), zero = new Float32Array(N * G);
       try {
-        glue.rtn_quantize(w, N, K, o.bits, o.group_size, o.sym, o.mse ?? false, q, codes, scale, zero);
+        glue.rtn_quantize(
+          w,
+          N,
+          K,
+          o.bits,
+          o.group_size,
+          o.sym,
+          o.mse ?? false,
+          q,
+          codes,
+          scale,
+          zero,
+        );
       } catch (e) {
         wrap(e);
       }
@@ -232,7 +264,13 @@ export async function createWasmSolver(): Promise<QuantBackend> {
  * @param K Columns.
  * @returns The error.
  */
-export function hessianError(w: Float32Array, q: Float32Array, h: Float32Array, N: number, K: number): number {
+export function hessianError(
+  w: Float32Array,
+  q: Float32Array,
+  h: Float32Array,
+  N: number,
+  K: number,
+): number {
   const d = new Float64Array(K);
   const hd = new Float64Array(K);
   let total = 0;

@@ -9,7 +9,10 @@ const DIR = fileURLToPath(new URL("../../../shared/data/golden/autogptq/", impor
 
 Deno.test("wasm solver (TypeScript API) reproduces AutoGPTQ's packed qweight/qzeros, g_idx and Q on every golden case", async () => {
   const s = await createWasmSolver();
-  const cases = JSON.parse(await Deno.readTextFile(DIR + "cases.json")).cases as Record<string, string>[];
+  const cases = JSON.parse(await Deno.readTextFile(DIR + "cases.json")).cases as Record<
+    string,
+    string
+  >[];
   for (const c of cases) {
     using f = await SafetensorsFile.open(DIR + c.file);
     const [N, K] = f.info("W").shape as [number, number];
@@ -25,14 +28,20 @@ Deno.test("wasm solver (TypeScript API) reproduces AutoGPTQ's packed qweight/qze
     // Codes are what a checkpoint stores: packing ours must give AutoGPTQ's tensors bit for bit.
     const G = r.G, bits = Number(c.bits) as 2 | 3 | 4 | 8;
     const codesKN = new Uint8Array(K * N);
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) codesKN[k * N + n] = r.codes[n * K + k]!;
+    for (let n = 0; n < N; n++) {
+      for (let k = 0; k < K; k++) codesKN[k * N + n] = r.codes[n * K + k]!;
+    }
     const zeros = new Uint32Array(G * N);
     for (let n = 0; n < N; n++) for (let g = 0; g < G; g++) zeros[g * N + n] = r.zero[n * G + g]!;
     const gold = async (t: string) => {
       const x = await f.read(t);
       return Array.from(new Int32Array(x.data.buffer, x.data.byteOffset, x.data.byteLength / 4));
     };
-    assert.deepEqual(Array.from(packQWeight(codesKN, K, N, bits)), await gold("qweight"), `${c.file}: qweight`);
+    assert.deepEqual(
+      Array.from(packQWeight(codesKN, K, N, bits)),
+      await gold("qweight"),
+      `${c.file}: qweight`,
+    );
     assert.deepEqual(
       Array.from(packQZeros(zeros, G, N, bits, "gptq", { allowOverflow: true })),
       await gold("qzeros"),
@@ -45,10 +54,24 @@ Deno.test("wasm solver (TypeScript API) reproduces AutoGPTQ's packed qweight/qze
       else maxRel = Math.max(maxRel, Math.abs(r.q[i]! - Q[i]!) / Math.max(Math.abs(Q[i]!), 1e-12));
     }
     assert.ok(maxRel <= 1e-6, `${c.file}: Q differs by ${maxRel} relative`);
-    console.log(`${c.file}: Q bit-equal ${(100 * same / Q.length).toFixed(1)}%, others within ${maxRel.toExponential(1)} relative`);
+    console.log(
+      `${c.file}: Q bit-equal ${(100 * same / Q.length).toFixed(1)}%, others within ${
+        maxRel.toExponential(1)
+      } relative`,
+    );
     const gIdx = await f.read("g_idx");
-    assert.deepEqual(Array.from(r.gIdx), Array.from(new Int32Array(gIdx.data.buffer, gIdx.data.byteOffset, K)));
-    const rtn = s.rtn(W, N, K, { bits: Number(c.bits), group_size: Number(c.group_size), sym: c.sym === "true", desc_act: false, static_groups: false, damp_percent: 0.01 });
+    assert.deepEqual(
+      Array.from(r.gIdx),
+      Array.from(new Int32Array(gIdx.data.buffer, gIdx.data.byteOffset, K)),
+    );
+    const rtn = s.rtn(W, N, K, {
+      bits: Number(c.bits),
+      group_size: Number(c.group_size),
+      sym: c.sym === "true",
+      desc_act: false,
+      static_groups: false,
+      damp_percent: 0.01,
+    });
     assert.equal(rtn.codes.length, N * K);
   }
 });
@@ -60,7 +83,15 @@ Deno.test("wasm solver: a Hessian with NaN is a clear error naming the module", 
   for (let i = 0; i < K; i++) h[i * K + i] = 1;
   h[5] = NaN;
   assert.throws(
-    () => s.gptq(new Float32Array(N * K).fill(0.5), N, K, h, { bits: 4, group_size: 32, sym: true, desc_act: false, static_groups: false, damp_percent: 0.01 }, "model.layers.0.mlp.up_proj"),
+    () =>
+      s.gptq(new Float32Array(N * K).fill(0.5), N, K, h, {
+        bits: 4,
+        group_size: 32,
+        sym: true,
+        desc_act: false,
+        static_groups: false,
+        damp_percent: 0.01,
+      }, "model.layers.0.mlp.up_proj"),
     (e: Error) => /model\.layers\.0\.mlp\.up_proj/.test(e.message) && /nan/i.test(e.message),
   );
 });

@@ -20,23 +20,6 @@ export interface BackendChoice {
   description: string;
 }
 
-/** Loader of the WASM kernels, registered by `wasm_kernels.ts` when present. */
-let wasmLoader: (() => Promise<Kernels>) | null = null;
-
-/**
- * Registers the loader of the WASM backend (called by its module).
- *
- * @example
- * ```ts ignore
- * registerWasmKernels(async () => createWasmKernels(await loadWasm()));
- * ```
- *
- * @param loader Creates the WASM kernels.
- */
-export function registerWasmKernels(loader: () => Promise<Kernels>): void {
-  wasmLoader = loader;
-}
-
 /**
  * Picks a backend: `auto` prefers WASM SIMD and falls back to the TypeScript
  * reference with a reason; naming one that cannot load is an error.
@@ -63,22 +46,19 @@ export async function selectKernels(name: BackendName = "auto"): Promise<Backend
       hint: "use auto, wasm or typescript",
     });
   }
-  let reason = "the WASM kernels are not registered";
-  if (wasmLoader) {
-    try {
-      const kernels = await wasmLoader();
-      return { kernels, description: `backend: ${kernels.name}` };
-    } catch (e) {
-      reason = (e as Error).message;
-      if (name === "wasm") {
-        throw new GptqError("WASM", `the WASM backend failed to load: ${reason}`, {
-          hint: "use --backend typescript",
-          cause: e,
-        });
-      }
+  let reason: string;
+  try {
+    const { createWasmKernels } = await import("./wasm_kernels.ts");
+    const kernels = await createWasmKernels();
+    return { kernels, description: `backend: ${kernels.name} (1 thread)` };
+  } catch (e) {
+    reason = (e as Error).message;
+    if (name === "wasm") {
+      throw new GptqError("WASM", `the WASM backend failed to load: ${reason}`, {
+        hint: "use --backend typescript",
+        cause: e,
+      });
     }
-  } else if (name === "wasm") {
-    throw new GptqError("WASM", reason, { hint: "use --backend typescript" });
   }
   return {
     kernels: createTsKernels(),

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import { CausalLM } from "./model.ts";
+import { createTsKernels } from "./ts_kernels.ts";
+import { createWasmKernels } from "./wasm_kernels.ts";
 
 const GOLDEN = fileURLToPath(new URL("../../../shared/data/golden/models/", import.meta.url));
 
@@ -12,31 +14,38 @@ async function golden(dir: string): Promise<{ ids: number[]; logits: Float32Arra
   return { ids, logits: await g.readFloat32("logits") };
 }
 
-for (const name of ["llama", "opt", "gpt2", "gpt_neox", "llama-gptq-4bit-g32"]) {
-  Deno.test(`CausalLM.forward reproduces transformers' golden logits: ${name}`, async () => {
-    const dir = GOLDEN + name;
-    const { ids, logits } = await golden(dir);
-    const lm = await CausalLM.load(dir);
-    try {
-      const out = lm.forward(ids, lm.newCache(ids.length));
-      assert.equal(out.length, logits.length);
-      let maxDiff = 0;
-      for (let i = 0; i < out.length; i++) {
-        maxDiff = Math.max(maxDiff, Math.abs(out[i]! - logits[i]!));
+for (const backend of ["typescript", "wasm"]) {
+  for (const name of ["llama", "opt", "gpt2", "gpt_neox", "llama-gptq-4bit-g32"]) {
+    Deno.test(`CausalLM.forward (${backend}) reproduces the golden logits: ${name}`, async () => {
+      const dir = GOLDEN + name;
+      const { ids, logits } = await golden(dir);
+      const kernels = backend === "wasm" ? await createWasmKernels() : createTsKernels();
+      const lm = await CausalLM.load(dir, { kernels });
+      try {
+        const out = lm.forward(ids, lm.newCache(ids.length));
+        assert.equal(out.length, logits.length);
+        let maxDiff = 0;
+        for (let i = 0; i < out.length; i++) {
+          maxDiff = Math.max(maxDiff, Math.abs(out[i]! - logits[i]!));
+        }
+        console.log(`${backend} ${name}: max |Δlogit| = ${maxDiff.toExponential(3)}`);
+        assert.ok(maxDiff <= 1e-3, `max abs diff ${maxDiff}`);
+        // Incremental decoding through the KV cache gives the same last logits.
+        const cache = lm.newCache(ids.length);
+        lm.forward(ids.slice(0, 90), cache);
+        let last: Float32Array = new Float32Array();
+        for (let t = 90; t < ids.length; t++) {
+          last = lm.forward([ids[t]!], cache);
+        }
+        const V = last.length, T = ids.length;
+        let d2 = 0;
+        for (let i = 0; i < V; i++) {
+          d2 = Math.max(d2, Math.abs(last[i]! - logits[(T - 1) * V + i]!));
+        }
+        assert.ok(d2 <= 1e-3, `cached decode differs by ${d2}`);
+      } finally {
+        lm.close();
       }
-      console.log(`${name}: max |Δlogit| = ${maxDiff.toExponential(3)}`);
-      assert.ok(maxDiff <= 1e-3, `max abs diff ${maxDiff}`);
-      // Incremental decoding through the KV cache gives the same last logits.
-      const cache = lm.newCache(ids.length);
-      lm.forward(ids.slice(0, 90), cache);
-      let last: Float32Array = new Float32Array();
-      for (let t = 90; t < ids.length; t++) last = lm.forward([ids[t]!], cache);
-      const V = last.length, T = ids.length;
-      let d2 = 0;
-      for (let i = 0; i < V; i++) d2 = Math.max(d2, Math.abs(last[i]! - logits[(T - 1) * V + i]!));
-      assert.ok(d2 <= 1e-3, `cached decode differs by ${d2}`);
-    } finally {
-      lm.close();
-    }
-  });
+    });
+  }
 }

@@ -46,12 +46,12 @@ fn naive(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, y: &mut [f32]) {
     }
 }
 
-fn report(label: &str, m: usize, n: usize, k: usize, secs: f64) {
+fn report(label: &str, m: usize, n: usize, k: usize, wbytes: usize, secs: f64) {
     let gflops = 2.0 * (m * n * k) as f64 / secs / 1e9;
     let wbytes_note = if m == 1 {
         format!(
-            ", weight stream {:.1} GB/s (f32) ",
-            (n * k * 4) as f64 / secs / 1e9
+            ", weights read at {:.1} GB/s",
+            (n * k * wbytes) as f64 / secs / 1e9
         )
     } else {
         String::new()
@@ -74,15 +74,15 @@ fn main() {
         let wb: Vec<u16> = w.iter().map(|&v| (v.to_bits() >> 16) as u16).collect();
         let mut y = vec![0f32; m * n];
         let reps = if m == 1 { 20 } else { 2 };
-        for (name, wt) in [
-            ("f32", Weights::F32(&w)),
-            ("f16", Weights::F16(&wh)),
-            ("bf16", Weights::Bf16(&wb)),
+        for (name, wt, wbytes) in [
+            ("f32", Weights::F32(&w), 4),
+            ("f16", Weights::F16(&wh), 2),
+            ("bf16", Weights::Bf16(&wb), 2),
         ] {
             let s = best(reps, || {
                 matmul(&x, m, k, wt, None, 0, n, &mut y, 0, n).unwrap()
             });
-            report(&format!("runtime::matmul {name}"), m, n, k, s);
+            report(&format!("runtime::matmul {name}"), m, n, k, wbytes, s);
         }
         let mut yn = vec![0f32; naive_m * n];
         let s = best(if m == 1 { 3 } else { 1 }, || {
@@ -93,6 +93,7 @@ fn main() {
             naive_m,
             n,
             k,
+            4,
             s,
         );
         // Sanity: the two agree on the rows both computed.

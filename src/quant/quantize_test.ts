@@ -1,0 +1,84 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { SafetensorsFile } from "../io/safetensors.ts";
+import { CausalLM } from "../runtime/model.ts";
+import { selectKernels } from "../runtime/backend.ts";
+import { quantizeModel } from "./quantize.ts";
+
+const DATA = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
+const GOLD = `${DATA}golden/models/`;
+
+async function ids(file: string, name: string): Promise<number[][]> {
+  using f = await SafetensorsFile.open(file);
+  const [R, C] = f.info(name).shape.length === 2 ? f.info(name).shape : [1, f.info(name).shape[0]!];
+  const v = await f.readFloat32(name);
+  return Array.from({ length: R! }, (_, r) => Array.from(v.subarray(r * C!, (r + 1) * C!)));
+}
+
+function relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+Deno.test("quantize: tiny llama with AutoGPTQ's settings and calibration ids is as good as AutoGPTQ's checkpoint", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const cal = await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "calibration_ids");
+    const { kernels } = await selectKernels("auto");
+    const report = await quantizeModel(`${GOLD}llama`, `${tmp}/q`, {
+      bits: 4,
+      group_size: 32,
+      sym: true,
+      desc_act: false,
+      damp_percent: 0.01,
+      dataset: cal,
+      model_seqlen: 128,
+    }, { kernels });
+    assert.equal(report.modules.filter((m) => m.quantized).length, 14);
+    for (const m of report.modules) {
+      assert.ok(m.gptqError! < m.rtnError!, `${m.name}: GPTQ not better than RTN`);
+    }
+    const input = (await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "input_ids"))[0]!;
+    using g = await SafetensorsFile.open(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`);
+    const golden = await g.readFloat32("logits");
+    const ours = await CausalLM.load(`${tmp}/q`, { kernels });
+    const theirs = await CausalLM.load(`${GOLD}llama-gptq-4bit-g32`, { kernels });
+    try {
+      const logits = ours.forward(input, ours.newCache(input.length));
+      // Both checkpoints against the unquantized model's fp32 logits: ours must be at least as close.
+      using gf = await SafetensorsFile.open(`${GOLD}llama/golden.safetensors`);
+      const fp = await gf.readFloat32("logits");
+      const d = relL2(logits, golden), ourErr = relL2(logits, fp), theirErr = relL2(golden, fp);
+      console.log(
+        `logits: ours vs AutoGPTQ's ${(d * 100).toFixed(2)}%; vs fp32: ours ${
+          (ourErr * 100).toFixed(2)
+        }%, ` +
+          `AutoGPTQ's ${(theirErr * 100).toFixed(2)}%`,
+      );
+      assert.ok(ourErr <= theirErr * 1.02, "our quantization is worse than AutoGPTQ's");
+      // Perplexity on WikiText-2 (first 24 windows of 512 tokens) within 1% of the AutoGPTQ checkpoint's.
+      const tok = await ours.folder.tokenizer();
+      const text = await Deno.readTextFile(`${DATA}text/wikitext2_test.txt`);
+      const all = tok.encode(text.slice(0, 120_000), { addSpecialTokens: false });
+      const { perplexity } = await import("../runtime/perplexity.ts");
+      const a = perplexity(ours, all, { seqlen: 512, maxSamples: 24 }).ppl;
+      const b = perplexity(theirs, all, { seqlen: 512, maxSamples: 24 }).ppl;
+      console.log(
+        `WikiText-2 ppl: ours ${a.toFixed(3)}, AutoGPTQ's ${b.toFixed(3)} (${
+          (100 * (a / b - 1)).toFixed(3)
+        }%)`,
+      );
+      assert.ok(Math.abs(a / b - 1) <= 0.01);
+    } finally {
+      ours.close();
+      theirs.close();
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
