@@ -108,7 +108,7 @@ export function demoTensors(seed = 0): NamedTensor[] {
       t(`${p}.mlp.down_proj.weight`, [h, f], 0.1),
     );
   }
-  out.push(t("model.norm.weight", [h], 0, true), t("lm_head.weight", [c.vocab_size, h], 0.5));
+  out.push(t("model.norm.weight", [h], 0, true), t("lm_head.weight", [c.vocab_size, h], 0.05));
   return out;
 }
 
