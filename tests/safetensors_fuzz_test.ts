@@ -14,6 +14,7 @@ import { GptqError } from "../src/errors.ts";
 import { CheckpointReader } from "../src/io/checkpoint.ts";
 import { SafetensorsFile } from "../src/io/safetensors.ts";
 import { ShardedWriter } from "../src/io/safetensors_writer.ts";
+import { mulberry32 } from "../src/runtime/sample.ts";
 
 const GOLDEN = fileURLToPath(new URL("../../shared/data/golden/", import.meta.url));
 const SOURCES = [
@@ -26,17 +27,6 @@ const SEED = 0x5eed_2026;
 const TOTAL_BUDGET_MS = 90_000;
 const CASE_BUDGET_MS = 5_000;
 const MAX_RSS_GROWTH = 400 * 1024 * 1024;
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Source {
   name: string;

@@ -14,6 +14,7 @@
 import { AtomicOutputDir } from "../src/io/atomic_dir.ts";
 import { type NamedTensor, writeSafetensors } from "../src/io/safetensors_writer.ts";
 import { fromFloat32 } from "../src/io/dtype.ts";
+import { mulberry32 } from "../src/runtime/sample.ts";
 
 /** Shape of the demo model. */
 export const DEMO_CONFIG = {
@@ -35,17 +36,6 @@ export const DEMO_CONFIG = {
   eos_token_id: 256,
   torch_dtype: "float16",
 };
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randn(n: number, std: number, rand: () => number): Float32Array {
   const out = new Float32Array(n);

@@ -10,6 +10,7 @@ import {
   ShardedWriter,
   writeSafetensors,
 } from "./safetensors_writer.ts";
+import { mulberry32 as rng } from "../runtime/sample.ts";
 
 const DATA = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
 
@@ -28,17 +29,6 @@ async function goldenFiles(): Promise<string[]> {
     }
   }
   return out.sort();
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomTensor(name: string, dtype: DType, shape: number[], r: () => number): NamedTensor {

@@ -164,6 +164,8 @@ export interface QuantizeReport {
 interface Journal {
   fingerprint: string;
   finished: number;
+  /** The activations file (in the work folder) entering block `finished`. */
+  acts: string;
   modules: ModuleReport[];
   blockSeconds: number[];
   lengths: number[];
@@ -189,6 +191,27 @@ async function exists(p: string): Promise<boolean> {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
+}
+
+/** Name of the activations file entering block `finished` (one per generation). */
+function actsName(finished: number): string {
+  return `acts-${String(finished).padStart(5, "0")}.f32`;
+}
+
+/** FNV-1a over every calibration token and sample boundary (for the journal's fingerprint). */
+function hashSamples(samples: number[][]): string {
+  let h = 0x811c9dc5;
+  const mix = (v: number) => {
+    for (let i = 0; i < 4; i++) {
+      h ^= (v >>> (8 * i)) & 0xff;
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+  };
+  for (const s of samples) {
+    mix(s.length);
+    for (const t of s) mix(t);
+  }
+  return h.toString(16).padStart(8, "0");
 }
 
 function i32Bytes(a: Int32Array): Uint8Array {
@@ -314,7 +337,7 @@ export async function quantizeModel(
       format,
       notConvert: [...notConvert].sort(),
       samples: cal.samples.map((s) => s.length),
-      first: cal.samples[0]?.slice(0, 16),
+      tokens: hashSamples(cal.samples),
     });
 
     // --- journal / resume -------------------------------------------------
@@ -326,6 +349,8 @@ export async function quantizeModel(
         } catch {
           journal = null;
         }
+        // A journal without an activations file name predates this layout: start over.
+        if (journal && typeof journal.acts !== "string") journal = null;
         if (journal && journal.fingerprint !== fingerprint) {
           throw new GptqError(
             "INVALID_ARGUMENT",
@@ -346,7 +371,22 @@ export async function quantizeModel(
       }
     }
     await Deno.mkdir(workDir, { recursive: true });
+    try {
+      return await quantizeBlocks();
+    } catch (e) {
+      // Nothing resumable yet (no block journaled): leave no work folder behind,
+      // or the next run would stop at "an unfinished run left its work folder".
+      if (!(await exists(`${workDir}/journal.json`))) {
+        await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      }
+      throw e;
+    }
+  } finally {
+    folder.close();
+  }
 
+  // ---------------------------------------------------------------------------
+  async function quantizeBlocks(): Promise<QuantizeReport> {
     const kernels = opts.kernels ?? createTsKernels();
     const solver = opts.solver ?? await createWasmSolver();
     const lm = await CausalLM.load(folder, { kernels, blocks: false });
