@@ -5,6 +5,7 @@
 # rustc-web toolchain plus wasm-bindgen-cli from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 ROOT="$PWD"
 start=$(date +%s)
 step() { echo; echo "==> $* (+$(( $(date +%s) - start ))s)"; }
@@ -28,7 +29,13 @@ if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1
 else
   echo "NOTE: cargo fmt/clippy not installed (rustup toolchain absent): Rust lint step not run"
 fi
-RUSTC=/usr/bin/rustc /usr/bin/cargo test --release -p gptq-core 2>&1 | tee "$ROOT/.tools/cargo-test.log"
+if command -v rustup >/dev/null 2>&1; then
+  cargo test --release -p gptq-core 2>&1 | tee "$ROOT/.tools/cargo-test.log"
+else
+  # Debian's rustc-web toolchain builds native code too (rustc, rustdoc, cargo from one release).
+  RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc /usr/bin/cargo test --release -p gptq-core 2>&1 |
+    tee "$ROOT/.tools/cargo-test.log"
+fi
 
 step "deno: fmt, lint, check, doc lint, publish dry run"
 deno fmt --check
