@@ -372,276 +372,305 @@ export async function quantizeModel(
     }
     await Deno.mkdir(workDir, { recursive: true });
     try {
-      return await quantizeBlocks();
+      const kernels = opts.kernels ?? createTsKernels();
+      const solver = opts.solver ?? await createWasmSolver();
+      const lm = await CausalLM.load(folder, { kernels, blocks: false });
+      const ctx = blockContext(folder, kernels);
+      const H = c.hiddenSize;
+      const lengths = cal.samples.map((s) => s.length);
+
+      // Activations entering the next block, one array per sample.
+      let xs: Float32Array[];
+      let start = 0;
+      const modules: ModuleReport[] = journal?.modules ?? [];
+      const blockSeconds: number[] = journal?.blockSeconds ?? [];
+      if (journal && journal.finished > 0) {
+        const all = toFloat32(await Deno.readFile(`${workDir}/${journal.acts}`), "F32");
+        xs = [];
+        let o = 0;
+        for (const L of lengths) {
+          xs.push(all.slice(o, o + L * H));
+          o += L * H;
+        }
+        start = journal.finished;
+        log(`resuming after block ${start - 1} of ${c.numLayers}`);
+      } else {
+        xs = cal.samples.map((s) => lm.embed(s, 0));
+      }
+      sampleRss();
+      const resumed = start;
+      const groups = trueSeq ? folder.arch.sequentialGroups : [folder.arch.sequentialGroups.flat()];
+      const maxLen = Math.max(...lengths);
+      const kvSize = maxLen * c.numKvHeads * c.headDim;
+      const kCache = new Float32Array(kvSize), vCache = new Float32Array(kvSize);
+
+      for (let layer = start; layer < c.numLayers; layer++) {
+        const tb = performance.now();
+        const block = await loadBlock(folder, ctx, layer);
+        const packed: NamedTensor[] = [];
+        for (const group of groups) {
+          const linSpecs = group.map((name) => folder.arch.linears.find((l) => l.name === name)!);
+          const inputs = new Set<LinearInput>(linSpecs.map((l) => l.input));
+          const accs = new Map<LinearInput, ReturnType<QuantBackend["hessian"]>>();
+          for (const l of linSpecs) {
+            if (!accs.has(l.input)) accs.set(l.input, solver.hessian(l.inFeatures(c)));
+          }
+          // A bad Hessian input (NaN/Inf) is reported against the modules it feeds.
+          const inputError = (e: unknown, input: LinearInput, layer: number, s: number) => {
+            if (!(e instanceof GptqError) || e.tensor) return e;
+            const fed = linSpecs.filter((l) => l.input === input).map((l) =>
+              `${folder.arch.blockPrefix}.${layer}.${l.name}`
+            );
+            return new GptqError(
+              e.code,
+              `${e.reason} (input of ${fed.join(", ")}, calibration sample ${s})`,
+              {
+                tensor: fed[0]!,
+                hint: `check the weights of ${folder.arch.blockPrefix}.${layer} ` +
+                  "(e.g. its norms) and the calibration data for NaN/Inf",
+                cause: e,
+              },
+            );
+          };
+          for (let s = 0; s < xs.length; s++) {
+            runBlock(ctx, block, xs[s]!, lengths[s]!, kCache, vCache, 0, (input, x, rows) => {
+              if (!inputs.has(input)) return;
+              try {
+                accs.get(input)!.add(x, 1, rows);
+              } catch (e) {
+                throw inputError(e, input, layer, s);
+              }
+            });
+          }
+          const hs = new Map<LinearInput, Float32Array>();
+          for (const [k, a] of accs) {
+            hs.set(k, a.h());
+            a.free();
+          }
+          for (const l of linSpecs) {
+            const path = `${folder.arch.blockPrefix}.${layer}.${l.name}`;
+            const K = l.inFeatures(c), N = l.outFeatures(c);
+            const rep: ModuleReport = { name: path, layer, K, N, quantized: false };
+            if (notConvert.has(l.name) || notConvert.has(path)) {
+              rep.reason = "listed in modules_to_not_convert";
+            } else if (K % 32 !== 0 || N % 32 !== 0) {
+              rep.reason =
+                `in/out features ${K}/${N} are not multiples of 32, which GPTQ packing needs`;
+            }
+            if (rep.reason) {
+              log(`keeping ${path} in full precision: ${rep.reason}`);
+              modules.push(rep);
+              continue;
+            }
+            const raw = await folder.readFloat32(`${path}.weight`);
+            const W = l.layout === "conv1d" ? transposeF32(raw, K, N) : raw;
+            const h = hs.get(l.input)!;
+            const ts = performance.now();
+            const r = solver.gptq(W, N, K, h, solveOpts, path);
+            rep.seconds = (performance.now() - ts) / 1000;
+            const rtn = solver.rtn(W, N, K, solveOpts);
+            Object.assign(rep, {
+              quantized: true,
+              loss: r.loss,
+              gptqError: hessianError(W, r.q, h, N, K),
+              rtnError: hessianError(W, rtn.q, h, N, K),
+              dampUsed: r.dampUsed,
+              deadColumns: r.deadColumns,
+            });
+            modules.push(rep);
+            // Later groups (and the next block) see the quantized weight.
+            kernels.release(block.linears.get(l.name)!);
+            const bias = l.bias(c) ? await folder.readFloat32(`${path}.bias`) : null;
+            block.linears.set(
+              l.name,
+              kernels.linearFromDense(
+                { dtype: "F32", shape: [N, K], data: new Uint8Array(r.q.buffer) },
+                bias,
+                false,
+              ),
+            );
+            // Pack: codes [N,K] → [K,N]; zeros [N,G] → [G,N].
+            const G = r.G;
+            const zeros = new Uint32Array(G * N);
+            for (let n = 0; n < N; n++) {
+              for (let g = 0; g < G; g++) zeros[g * N + n] = r.zero[n * G + g]!;
+            }
+            const qweight = packQWeight(transposeU8(r.codes, N, K), K, N, bits as 2 | 3 | 4 | 8);
+            const qzeros = packQZeros(zeros, G, N, bits as 2 | 3 | 4 | 8, format, {
+              allowOverflow: format === "gptq",
+            });
+            const scales = scalesToF16(r.scale, N, G);
+            packed.push(
+              {
+                name: `${path}.qweight`,
+                dtype: "I32",
+                shape: [(K * bits) / 32, N],
+                data: i32Bytes(qweight),
+              },
+              {
+                name: `${path}.qzeros`,
+                dtype: "I32",
+                shape: [G, (N * bits) / 32],
+                data: i32Bytes(qzeros),
+              },
+              {
+                name: `${path}.scales`,
+                dtype: "F16",
+                shape: [G, N],
+                data: new Uint8Array(scales.buffer),
+              },
+              { name: `${path}.g_idx`, dtype: "I32", shape: [K], data: i32Bytes(r.gIdx) },
+            );
+            if (bias) {
+              packed.push({
+                name: `${path}.bias`,
+                dtype: "F16",
+                shape: [N],
+                data: fromFloat32(bias, "F16"),
+              });
+            }
+            sampleRss();
+          }
+        }
+        // Next block's inputs: the block with all its quantized weights.
+        xs = xs.map((x, s) => runBlock(ctx, block, x, lengths[s]!, kCache, vCache, 0));
+        releaseBlock(ctx, block);
+        sampleRss();
+        blockSeconds.push((performance.now() - tb) / 1000);
+        // Journal: packed tensors, activations, then the journal itself (the commit point).
+        await writeSafetensors(
+          `${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`,
+          packed,
+        );
+        const acts = new Float32Array(xs.reduce((a, x) => a + x.length, 0));
+        let o = 0;
+        for (const x of xs) {
+          acts.set(x, o);
+          o += x.length;
+        }
+        // A new file per generation: the journal (written next) must never point at
+        // activations newer than its own `finished`, whenever the process dies.
+        const actsFile = actsName(layer + 1);
+        await writeFileAtomic(`${workDir}/${actsFile}`, new Uint8Array(acts.buffer));
+        const j: Journal = {
+          fingerprint,
+          finished: layer + 1,
+          acts: actsFile,
+          modules,
+          blockSeconds,
+          lengths,
+        };
+        await writeFileAtomic(`${workDir}/journal.json`, JSON.stringify(j));
+        await Deno.remove(`${workDir}/${actsName(layer)}`).catch(() => {});
+        opts.onBlock?.(layer + 1, c.numLayers);
+        await opts.afterBlock?.(layer);
+      }
+
+      // --- assemble the checkpoint ------------------------------------------
+      const quantizedPaths = new Set(modules.filter((m) => m.quantized).map((m) => m.name));
+      const unquantized = modules.filter((m) => !m.quantized).map((m) =>
+        m.name.split(".").slice(-2).join(".")
+      );
+      if (unquantized.length) qcfg.modules_to_not_convert = [...new Set(unquantized)];
+      const out = await AtomicOutputDir.create(outDir, { force: opts.force ?? false });
+      try {
+        const writer = new ShardedWriter(out.tmpPath, {
+          maxShardSize: cfg.max_shard_size ?? "10GB",
+          metadata: {
+            format: "pt",
+            quantizer: `gptq-deno:${VERSION}`,
+            gptq_bits: String(bits),
+            gptq_group_size: String(solveOpts.group_size),
+            gptq_desc_act: String(solveOpts.desc_act),
+            gptq_damp_percent: String(solveOpts.damp_percent),
+            gptq_checkpoint_format: format,
+            gptq_quant_method: "gptq",
+          },
+        });
+        const layerFiles = new Map<number, SafetensorsFile>();
+        try {
+          for (const name of folder.weights.names()) {
+            const m = /^(.*)\.(weight|bias)$/.exec(name);
+            const modulePath = m?.[1];
+            if (modulePath && quantizedPaths.has(modulePath)) {
+              if (m![2] === "bias") continue; // written with the packed tensors
+              const layer = Number(
+                modulePath.slice(folder.arch.blockPrefix.length + 1).split(".")[0],
+              );
+              let f = layerFiles.get(layer);
+              if (!f) {
+                f = await SafetensorsFile.open(
+                  `${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`,
+                );
+                layerFiles.set(layer, f);
+              }
+              for (const suffix of ["qweight", "qzeros", "scales", "g_idx", "bias"]) {
+                const tn = `${modulePath}.${suffix}`;
+                if (f.has(tn)) {
+                  const t = await f.read(tn);
+                  await writer.add({ name: tn, ...t });
+                }
+              }
+            } else {
+              const t = await folder.weights.read(name);
+              await writer.add({ name, ...t });
+            }
+          }
+          await writer.finish();
+        } finally {
+          for (const f of layerFiles.values()) f.close();
+        }
+        const json = (o: unknown) => JSON.stringify(o, null, 2) + "\n";
+        const config = { ...c.raw, quantization_config: toQuantizationConfigBlock(qcfg) };
+        await Deno.writeTextFile(out.path("config.json"), json(config));
+        await Deno.writeTextFile(
+          out.path("quantize_config.json"),
+          json(toQuantizeConfigJson(qcfg)),
+        );
+        for (
+          const f of [
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "generation_config.json",
+          ]
+        ) {
+          if (await exists(`${folder.dir}/${f}`)) {
+            await Deno.copyFile(`${folder.dir}/${f}`, out.path(f));
+          }
+        }
+        const report: QuantizeReport = {
+          version: VERSION,
+          model: modelDir,
+          out: outDir,
+          config: toQuantizeConfigJson(qcfg),
+          calibration: {
+            source: cal.source,
+            method: cal.method,
+            samples: cal.samples.length,
+            tokens: lengths.reduce((a, b) => a + b, 0),
+          },
+          modules,
+          blockSeconds,
+          seconds: (performance.now() - t0) / 1000,
+          peakRssBytes: sampleRss(),
+          resumedBlocks: resumed,
+          backends: { forward: kernels.name, solver: solver.name },
+        };
+        await Deno.writeTextFile(out.path("quantize_report.json"), json(report));
+        await out.commit();
+        await Deno.remove(workDir, { recursive: true });
+        return report;
+      } catch (e) {
+        await out.abort();
+        throw e;
+      }
     } catch (e) {
       // Nothing resumable yet (no block journaled): leave no work folder behind,
       // or the next run would stop at "an unfinished run left its work folder".
       if (!(await exists(`${workDir}/journal.json`))) {
         await Deno.remove(workDir, { recursive: true }).catch(() => {});
       }
-      throw e;
-    }
-  } finally {
-    folder.close();
-  }
-
-  // ---------------------------------------------------------------------------
-  async function quantizeBlocks(): Promise<QuantizeReport> {
-    const kernels = opts.kernels ?? createTsKernels();
-    const solver = opts.solver ?? await createWasmSolver();
-    const lm = await CausalLM.load(folder, { kernels, blocks: false });
-    const ctx = blockContext(folder, kernels);
-    const H = c.hiddenSize;
-    const lengths = cal.samples.map((s) => s.length);
-
-    // Activations entering the next block, one array per sample.
-    let xs: Float32Array[];
-    let start = 0;
-    const modules: ModuleReport[] = journal?.modules ?? [];
-    const blockSeconds: number[] = journal?.blockSeconds ?? [];
-    if (journal && journal.finished > 0) {
-      const all = toFloat32(await Deno.readFile(`${workDir}/acts.f32`), "F32");
-      xs = [];
-      let o = 0;
-      for (const L of lengths) {
-        xs.push(all.slice(o, o + L * H));
-        o += L * H;
-      }
-      start = journal.finished;
-      log(`resuming after block ${start - 1} of ${c.numLayers}`);
-    } else {
-      xs = cal.samples.map((s) => lm.embed(s, 0));
-    }
-    sampleRss();
-    const resumed = start;
-    const groups = trueSeq ? folder.arch.sequentialGroups : [folder.arch.sequentialGroups.flat()];
-    const maxLen = Math.max(...lengths);
-    const kvSize = maxLen * c.numKvHeads * c.headDim;
-    const kCache = new Float32Array(kvSize), vCache = new Float32Array(kvSize);
-
-    for (let layer = start; layer < c.numLayers; layer++) {
-      const tb = performance.now();
-      const block = await loadBlock(folder, ctx, layer);
-      const packed: NamedTensor[] = [];
-      for (const group of groups) {
-        const linSpecs = group.map((name) => folder.arch.linears.find((l) => l.name === name)!);
-        const inputs = new Set<LinearInput>(linSpecs.map((l) => l.input));
-        const accs = new Map<LinearInput, ReturnType<QuantBackend["hessian"]>>();
-        for (const l of linSpecs) {
-          if (!accs.has(l.input)) accs.set(l.input, solver.hessian(l.inFeatures(c)));
-        }
-        for (let s = 0; s < xs.length; s++) {
-          runBlock(ctx, block, xs[s]!, lengths[s]!, kCache, vCache, 0, (input, x, rows) => {
-            if (inputs.has(input)) accs.get(input)!.add(x, 1, rows);
-          });
-        }
-        const hs = new Map<LinearInput, Float32Array>();
-        for (const [k, a] of accs) {
-          hs.set(k, a.h());
-          a.free();
-        }
-        for (const l of linSpecs) {
-          const path = `${folder.arch.blockPrefix}.${layer}.${l.name}`;
-          const K = l.inFeatures(c), N = l.outFeatures(c);
-          const rep: ModuleReport = { name: path, layer, K, N, quantized: false };
-          if (notConvert.has(l.name) || notConvert.has(path)) {
-            rep.reason = "listed in modules_to_not_convert";
-          } else if (K % 32 !== 0 || N % 32 !== 0) {
-            rep.reason =
-              `in/out features ${K}/${N} are not multiples of 32, which GPTQ packing needs`;
-          }
-          if (rep.reason) {
-            log(`keeping ${path} in full precision: ${rep.reason}`);
-            modules.push(rep);
-            continue;
-          }
-          const raw = await folder.readFloat32(`${path}.weight`);
-          const W = l.layout === "conv1d" ? transposeF32(raw, K, N) : raw;
-          const h = hs.get(l.input)!;
-          const ts = performance.now();
-          const r = solver.gptq(W, N, K, h, solveOpts, path);
-          rep.seconds = (performance.now() - ts) / 1000;
-          const rtn = solver.rtn(W, N, K, solveOpts);
-          Object.assign(rep, {
-            quantized: true,
-            loss: r.loss,
-            gptqError: hessianError(W, r.q, h, N, K),
-            rtnError: hessianError(W, rtn.q, h, N, K),
-            dampUsed: r.dampUsed,
-            deadColumns: r.deadColumns,
-          });
-          modules.push(rep);
-          // Later groups (and the next block) see the quantized weight.
-          kernels.release(block.linears.get(l.name)!);
-          const bias = l.bias(c) ? await folder.readFloat32(`${path}.bias`) : null;
-          block.linears.set(
-            l.name,
-            kernels.linearFromDense(
-              { dtype: "F32", shape: [N, K], data: new Uint8Array(r.q.buffer) },
-              bias,
-              false,
-            ),
-          );
-          // Pack: codes [N,K] → [K,N]; zeros [N,G] → [G,N].
-          const G = r.G;
-          const zeros = new Uint32Array(G * N);
-          for (let n = 0; n < N; n++) {
-            for (let g = 0; g < G; g++) zeros[g * N + n] = r.zero[n * G + g]!;
-          }
-          const qweight = packQWeight(transposeU8(r.codes, N, K), K, N, bits as 2 | 3 | 4 | 8);
-          const qzeros = packQZeros(zeros, G, N, bits as 2 | 3 | 4 | 8, format, {
-            allowOverflow: format === "gptq",
-          });
-          const scales = scalesToF16(r.scale, N, G);
-          packed.push(
-            {
-              name: `${path}.qweight`,
-              dtype: "I32",
-              shape: [(K * bits) / 32, N],
-              data: i32Bytes(qweight),
-            },
-            {
-              name: `${path}.qzeros`,
-              dtype: "I32",
-              shape: [G, (N * bits) / 32],
-              data: i32Bytes(qzeros),
-            },
-            {
-              name: `${path}.scales`,
-              dtype: "F16",
-              shape: [G, N],
-              data: new Uint8Array(scales.buffer),
-            },
-            { name: `${path}.g_idx`, dtype: "I32", shape: [K], data: i32Bytes(r.gIdx) },
-          );
-          if (bias) {
-            packed.push({
-              name: `${path}.bias`,
-              dtype: "F16",
-              shape: [N],
-              data: fromFloat32(bias, "F16"),
-            });
-          }
-          sampleRss();
-        }
-      }
-      // Next block's inputs: the block with all its quantized weights.
-      xs = xs.map((x, s) => runBlock(ctx, block, x, lengths[s]!, kCache, vCache, 0));
-      releaseBlock(ctx, block);
-      sampleRss();
-      blockSeconds.push((performance.now() - tb) / 1000);
-      // Journal: packed tensors, activations, then the journal itself (the commit point).
-      await writeSafetensors(
-        `${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`,
-        packed,
-      );
-      const acts = new Float32Array(xs.reduce((a, x) => a + x.length, 0));
-      let o = 0;
-      for (const x of xs) {
-        acts.set(x, o);
-        o += x.length;
-      }
-      await writeFileAtomic(`${workDir}/acts.f32`, new Uint8Array(acts.buffer));
-      const j: Journal = { fingerprint, finished: layer + 1, modules, blockSeconds, lengths };
-      await writeFileAtomic(`${workDir}/journal.json`, JSON.stringify(j));
-      opts.onBlock?.(layer + 1, c.numLayers);
-      await opts.afterBlock?.(layer);
-    }
-
-    // --- assemble the checkpoint ------------------------------------------
-    const quantizedPaths = new Set(modules.filter((m) => m.quantized).map((m) => m.name));
-    const unquantized = modules.filter((m) => !m.quantized).map((m) =>
-      m.name.split(".").slice(-2).join(".")
-    );
-    if (unquantized.length) qcfg.modules_to_not_convert = [...new Set(unquantized)];
-    const out = await AtomicOutputDir.create(outDir, { force: opts.force ?? false });
-    try {
-      const writer = new ShardedWriter(out.tmpPath, {
-        maxShardSize: cfg.max_shard_size ?? "10GB",
-        metadata: {
-          format: "pt",
-          quantizer: `gptq-deno:${VERSION}`,
-          gptq_bits: String(bits),
-          gptq_group_size: String(solveOpts.group_size),
-          gptq_desc_act: String(solveOpts.desc_act),
-          gptq_damp_percent: String(solveOpts.damp_percent),
-          gptq_checkpoint_format: format,
-          gptq_quant_method: "gptq",
-        },
-      });
-      const layerFiles = new Map<number, SafetensorsFile>();
-      try {
-        for (const name of folder.weights.names()) {
-          const m = /^(.*)\.(weight|bias)$/.exec(name);
-          const modulePath = m?.[1];
-          if (modulePath && quantizedPaths.has(modulePath)) {
-            if (m![2] === "bias") continue; // written with the packed tensors
-            const layer = Number(
-              modulePath.slice(folder.arch.blockPrefix.length + 1).split(".")[0],
-            );
-            let f = layerFiles.get(layer);
-            if (!f) {
-              f = await SafetensorsFile.open(
-                `${workDir}/layer-${String(layer).padStart(5, "0")}.safetensors`,
-              );
-              layerFiles.set(layer, f);
-            }
-            for (const suffix of ["qweight", "qzeros", "scales", "g_idx", "bias"]) {
-              const tn = `${modulePath}.${suffix}`;
-              if (f.has(tn)) {
-                const t = await f.read(tn);
-                await writer.add({ name: tn, ...t });
-              }
-            }
-          } else {
-            const t = await folder.weights.read(name);
-            await writer.add({ name, ...t });
-          }
-        }
-        await writer.finish();
-      } finally {
-        for (const f of layerFiles.values()) f.close();
-      }
-      const json = (o: unknown) => JSON.stringify(o, null, 2) + "\n";
-      const config = { ...c.raw, quantization_config: toQuantizationConfigBlock(qcfg) };
-      await Deno.writeTextFile(out.path("config.json"), json(config));
-      await Deno.writeTextFile(out.path("quantize_config.json"), json(toQuantizeConfigJson(qcfg)));
-      for (
-        const f of [
-          "tokenizer.json",
-          "tokenizer_config.json",
-          "special_tokens_map.json",
-          "generation_config.json",
-        ]
-      ) {
-        if (await exists(`${folder.dir}/${f}`)) {
-          await Deno.copyFile(`${folder.dir}/${f}`, out.path(f));
-        }
-      }
-      const report: QuantizeReport = {
-        version: VERSION,
-        model: modelDir,
-        out: outDir,
-        config: toQuantizeConfigJson(qcfg),
-        calibration: {
-          source: cal.source,
-          method: cal.method,
-          samples: cal.samples.length,
-          tokens: lengths.reduce((a, b) => a + b, 0),
-        },
-        modules,
-        blockSeconds,
-        seconds: (performance.now() - t0) / 1000,
-        peakRssBytes: sampleRss(),
-        resumedBlocks: resumed,
-        backends: { forward: kernels.name, solver: solver.name },
-      };
-      await Deno.writeTextFile(out.path("quantize_report.json"), json(report));
-      await out.commit();
-      await Deno.remove(workDir, { recursive: true });
-      return report;
-    } catch (e) {
-      await out.abort();
       throw e;
     }
   } finally {
