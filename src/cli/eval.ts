@@ -58,8 +58,8 @@ export const evalCommand: Command = {
       throw fsError(e, dataset);
     }
     const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
-    io.stderr(`${backend.description}\n`);
     const lm = await CausalLM.load(model, { kernels: backend.kernels });
+    io.stderr(`${backend.description}\n`);
     try {
       const seqlen = intOption(args, "seqlen", Math.min(2048, lm.config.maxPositions), 2);
       const maxSamples = args.values["max-samples"] === undefined

@@ -67,8 +67,8 @@ export const generateCommand: Command = {
     };
     const prompt = (args.values.prompt as string | undefined) ?? "";
     const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
-    io.stderr(`${backend.description}\n`);
     const lm = await CausalLM.load(model, { kernels: backend.kernels });
+    io.stderr(`${backend.description}\n`);
     try {
       const tok = await lm.folder.tokenizer();
       const stats: GenerateStats = {

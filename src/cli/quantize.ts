@@ -143,7 +143,6 @@ export const quantizeCommand: Command = {
       throw new GptqError("INVALID_ARGUMENT", "--group-size must be -1 or positive");
     }
     const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
-    io.stderr(`${backend.description}\n`);
     let bar: ReturnType<typeof startProgress> | null = null;
     const report = await quantizeModel(model, out, {
       bits,

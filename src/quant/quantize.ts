@@ -374,7 +374,8 @@ export async function quantizeModel(
     try {
       const kernels = opts.kernels ?? createTsKernels();
       const solver = opts.solver ?? await createWasmSolver();
-      const lm = await CausalLM.load(folder, { kernels, blocks: false });
+      log(`backends: forward ${kernels.name}, solver ${solver.name}`);
+    const lm = await CausalLM.load(folder, { kernels, blocks: false });
       const ctx = blockContext(folder, kernels);
       const H = c.hiddenSize;
       const lengths = cal.samples.map((s) => s.length);
