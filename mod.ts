@@ -13,6 +13,14 @@
  * console.log(formatInspectReport(report));
  * ```
  *
+ * @example Quantize, then generate
+ * ```ts ignore
+ * import { loadModel, quantizeModel } from "@gptq/toolkit";
+ * await quantizeModel("./llama", "./llama-gptq", { bits: 4, group_size: 128, dataset: "calib.txt" });
+ * const model = await loadModel("./llama-gptq");
+ * for await (const piece of model.generate("Hello", { max_new_tokens: 32 })) console.log(piece);
+ * ```
+ *
  * @example Unpack a quantized layer's 4-bit codes
  * ```ts ignore
  * import { CheckpointReader, readQuantLinear, dequantizeLinear } from "@gptq/toolkit";
@@ -42,6 +50,16 @@ export * from "./src/gptq/zero_format.ts";
 export * from "./src/gptq/quant_config.ts";
 export * from "./src/gptq/quant_linear.ts";
 export * from "./src/inspect.ts";
+export * from "./src/load_model.ts";
+export * from "./src/runtime/model.ts";
+export * from "./src/runtime/kernels.ts";
+export * from "./src/runtime/backend.ts";
+export * from "./src/runtime/generate.ts";
+export * from "./src/runtime/sample.ts";
+export * from "./src/runtime/perplexity.ts";
+export * from "./src/quant/quantize.ts";
+export * from "./src/quant/solver.ts";
+export * from "./src/quant/calibration.ts";
 export {
   type GptqWasm,
   loadWasm,

@@ -29,8 +29,10 @@ export type LinearInput = LinearSpec["input"];
 export type LinearInputHook = (input: LinearInput, x: Float32Array, rows: number) => void;
 
 /** A norm's parameters. */
-interface NormWeights {
+export interface NormWeights {
+  /** Scale. */
   weight: Float32Array;
+  /** Shift (LayerNorm), or null. */
   bias: Float32Array | null;
 }
 

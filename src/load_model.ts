@@ -1,0 +1,80 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * The high-level typed API: load a model folder (plain or GPTQ) with the
+ * best available backend, then generate text or measure perplexity.
+ *
+ * @module
+ */
+
+import type { TextTokenizer } from "./io/tokenizer.ts";
+import { type BackendName, selectKernels } from "./runtime/backend.ts";
+import { type GenerateOptions, type GenerateStats, generateText } from "./runtime/generate.ts";
+import { CausalLM } from "./runtime/model.ts";
+import { perplexity, type PerplexityOptions, type PerplexityResult } from "./runtime/perplexity.ts";
+
+/** Options of {@linkcode loadModel}. */
+export interface LoadOptions {
+  /** `auto` (WASM SIMD, else TypeScript), `wasm` or `typescript`. */
+  backend?: BackendName;
+}
+
+/** A loaded model with its tokenizer. */
+export interface Model {
+  /** The underlying causal LM (forward pass, KV cache). */
+  readonly lm: CausalLM;
+  /** Its tokenizer. */
+  readonly tokenizer: TextTokenizer;
+  /** Which backend runs it, in words. */
+  readonly backend: string;
+  /**
+   * Streams generated text pieces after a prompt.
+   *
+   * @param prompt The prompt.
+   * @param opts Sampling (`temperature` 0 = greedy), `max_new_tokens`, `seed`.
+   * @param stats Filled with token counts and timings.
+   */
+  generate(prompt: string, opts?: GenerateOptions, stats?: GenerateStats): AsyncGenerator<string>;
+  /**
+   * Perplexity of a text as the GPTQ paper computes it.
+   *
+   * @param text The text (joined as-is, tokenized once).
+   * @param opts Window length (`seqlen`) and `maxSamples`.
+   */
+  perplexity(text: string, opts?: PerplexityOptions): PerplexityResult;
+  /** Frees the model. */
+  close(): void;
+}
+
+/**
+ * Loads a Hugging Face model folder (Llama/Mistral/Qwen2, OPT, GPT-2,
+ * GPT-NeoX; plain or GPTQ-quantized).
+ *
+ * @example Generate and evaluate
+ * ```ts ignore
+ * import { loadModel } from "./load_model.ts";
+ * const model = await loadModel("./stories260K-hf");
+ * for await (const piece of model.generate("Once upon a time", { temperature: 0, max_new_tokens: 50 })) {
+ *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ * }
+ * console.log(model.perplexity(await Deno.readTextFile("valid.txt"), { seqlen: 512 }).ppl);
+ * model.close();
+ * ```
+ *
+ * @param dir The model folder.
+ * @param opts Backend choice.
+ * @returns The model.
+ */
+export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+  const choice = await selectKernels(opts.backend ?? "auto");
+  const lm = await CausalLM.load(dir, { kernels: choice.kernels });
+  const tokenizer = await lm.folder.tokenizer();
+  return {
+    lm,
+    tokenizer,
+    backend: choice.description,
+    generate: (prompt, g = {}, stats) => generateText(lm, tokenizer, prompt, g, stats),
+    perplexity: (text, p = {}) =>
+      perplexity(lm, tokenizer.encode(text, { addSpecialTokens: false }), p),
+    close: () => lm.close(),
+  };
+}
