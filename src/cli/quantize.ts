@@ -172,6 +172,7 @@ export const quantizeCommand: Command = {
         : {}),
     }, {
       force: args.values.force === true,
+      threads: intOption(args, "threads", 2, 1, 64),
       resume: args.values.resume === true,
       kernels: backend.kernels,
       onLog: (l) => io.stderr(l + "\n"),

@@ -149,12 +149,16 @@ function handle(req: WorkerRequest): [unknown, Transferable[]] {
         prepareSeconds: (t1 - t0) / 1000,
         exportSeconds: 0,
       };
-      const transfer: Transferable[] = [reply.gIdx.buffer];
+      const transfer: Transferable[] = [reply.gIdx.buffer as ArrayBuffer];
       if (req.parts) {
         reply.u = prep.u();
         reply.perm = prep.perm();
         reply.dead = prep.dead();
-        transfer.push(reply.u.buffer, reply.perm.buffer, reply.dead.buffer);
+        transfer.push(
+          reply.u.buffer as ArrayBuffer,
+          reply.perm.buffer as ArrayBuffer,
+          reply.dead.buffer as ArrayBuffer,
+        );
         reply.exportSeconds = (performance.now() - t1) / 1000;
       }
       return [reply, transfer];

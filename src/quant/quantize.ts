@@ -45,6 +45,7 @@ import {
 import type { Kernels } from "../runtime/kernels.ts";
 import { createTsKernels } from "../runtime/ts_kernels.ts";
 import { loadCalibration } from "./calibration.ts";
+import { createParallelGptq, type ParallelGptq } from "./_solver_pool.ts";
 import {
   createWasmSolver,
   type GptqSolveOptions,
@@ -97,6 +98,8 @@ export interface QuantizeOptions {
   resume?: boolean;
   /** Forward-pass kernels (default: TypeScript reference). */
   kernels?: Kernels;
+  /** Solver threads (Workers) for the GPTQ column loop; default 2 (results are bit-identical for any count). */
+  threads?: number;
   /** Solver (default: WASM). */
   solver?: QuantBackend;
   /** Progress: block `done` of `total` finished. */
@@ -261,6 +264,7 @@ export async function quantizeModel(
   }
   const workDir = `${outDir}.gptq-work`;
   const folder = await ModelFolder.open(modelDir);
+  let pool: ParallelGptq | null = null;
   try {
     if (folder.quant) {
       throw new GptqError("INVALID_ARGUMENT", "the model is already GPTQ-quantized", {
@@ -374,8 +378,10 @@ export async function quantizeModel(
     try {
       const kernels = opts.kernels ?? createTsKernels();
       const solver = opts.solver ?? await createWasmSolver();
+      const threads = opts.solver ? 1 : Math.max(1, opts.threads ?? 2);
+      pool = threads > 1 ? await createParallelGptq(threads) : null;
       log(`backends: forward ${kernels.name}, solver ${solver.name}`);
-    const lm = await CausalLM.load(folder, { kernels, blocks: false });
+      const lm = await CausalLM.load(folder, { kernels, blocks: false });
       const ctx = blockContext(folder, kernels);
       const H = c.hiddenSize;
       const lengths = cal.samples.map((s) => s.length);
@@ -467,7 +473,9 @@ export async function quantizeModel(
             const W = l.layout === "conv1d" ? transposeF32(raw, K, N) : raw;
             const h = hs.get(l.input)!;
             const ts = performance.now();
-            const r = solver.gptq(W, N, K, h, solveOpts, path);
+            const r = pool
+              ? await pool.gptq(W, N, K, h, solveOpts, path)
+              : solver.gptq(W, N, K, h, solveOpts, path);
             rep.seconds = (performance.now() - ts) / 1000;
             const rtn = solver.rtn(W, N, K, solveOpts);
             Object.assign(rep, {
@@ -675,6 +683,7 @@ export async function quantizeModel(
       throw e;
     }
   } finally {
+    pool?.close();
     folder.close();
   }
 }

@@ -76,7 +76,7 @@ async function handle(req: WorkerRequest): Promise<void> {
       xBuf.write(0, req.x);
       glue.Kernels.matmul(xBuf, m, w, 0, rows, yBuf, 0, rows);
       const y = yBuf.read(0, m * rows);
-      scope.postMessage({ id: req.id, ok: true, y }, [y.buffer]);
+      scope.postMessage({ id: req.id, ok: true, y }, [y.buffer as ArrayBuffer]);
       return;
     }
     case "release": {

@@ -1,0 +1,507 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * The WASM GPTQ solver on several Workers. The Hessian is prepared once
+ * (Cholesky + inverse, `O(K³)`) on Worker 0; its factor `U`, the column
+ * order and the dead-column flags are shipped to the other Workers
+ * (`Prepared.from_parts`), and each Worker quantizes a contiguous block of
+ * W's rows (GPTQ rows are independent given `U`). The result is bit-identical
+ * to {@linkcode createWasmSolver}'s `gptq` (the loss, a sum over rows, may
+ * differ in the last bits). `prepare` + `quantize` reuse one prepared
+ * Hessian for several weights or Worker counts.
+ *
+ * @example Quantize one layer on two Workers
+ * ```ts
+ * import { createParallelGptq } from "./_solver_pool.ts";
+ * const K = 64, N = 32;
+ * const w = new Float32Array(N * K).map((_, i) => Math.sin(i));
+ * const h = new Float32Array(K * K);
+ * for (let i = 0; i < K; i++) h[i * K + i] = 1 + (i % 7);
+ * using pool = await createParallelGptq(2);
+ * const r = await pool.gptq(w, N, K, h, {
+ *   bits: 4, group_size: 32, sym: true, desc_act: true, static_groups: false, damp_percent: 0.01,
+ * });
+ * console.log(r.G, r.codes.length); // 2 2048
+ * ```
+ *
+ * @module
+ */
+
+import { GptqError } from "../errors.ts";
+import { wasmModule } from "../wasm/mod.ts";
+import type { GptqLayerResult, GptqSolveOptions } from "./solver.ts";
+import type {
+  PrepareReply,
+  QuantizeReply,
+  WorkerRequest,
+  WorkerSolveOptions,
+} from "./_solver_worker.ts";
+
+/** Rows the wasm solver processes together; row blocks start at multiples of it. */
+const ROW_TILE = 256;
+
+/** Where the time of one {@linkcode ParallelGptq.gptq} call went (seconds). */
+export interface ParallelGptqTimings {
+  /** `prepare_hessian` on Worker 0: dead columns, damping, Cholesky, inverse. */
+  prepare: number;
+  /** Exporting `U` and rebuilding it on the other Workers (0 with one Worker). */
+  ship: number;
+  /** `quantize_rows` (column loop + lazy updates) on each Worker used, by Worker. */
+  quantize: number[];
+  /** Wall time of the row phase: W out, all Workers' `quantize_rows`, results back. */
+  columnLoop: number;
+  /** Wall time of the call, transfers and assembly included. */
+  total: number;
+}
+
+/** One quantized layer, with timings. */
+export interface ParallelGptqResult extends GptqLayerResult {
+  /** Where the time went. */
+  timings: ParallelGptqTimings;
+}
+
+/**
+ * A Hessian prepared on every Worker of a pool, from
+ * {@linkcode ParallelGptq.prepare}; valid until the pool's next `prepare`,
+ * `gptq` or `close`.
+ */
+export interface PreparedLayer {
+  /** Input features. */
+  readonly K: number;
+  /** Groups. */
+  readonly G: number;
+  /** AutoGPTQ `g_idx` (`[K]`). */
+  readonly gIdx: Int32Array;
+  /** Damping used (after automatic increases). */
+  readonly dampUsed: number;
+  /** Columns with a zero Hessian diagonal. */
+  readonly deadColumns: number;
+  /** Seconds of `prepare_hessian` on Worker 0. */
+  readonly prepareSeconds: number;
+  /** Seconds exporting `U` and rebuilding it on the other Workers. */
+  readonly shipSeconds: number;
+}
+
+/** Options of {@linkcode ParallelGptq.quantize}. */
+export interface QuantizeRowsOptions {
+  /** Workers to use (1 ≤ n ≤ pool size; default: all). */
+  workers?: number;
+  /** The tensor name, for error messages. */
+  name?: string;
+}
+
+/** A pool of solver Workers; close it (or `using` it) to terminate them. */
+export interface ParallelGptq extends Disposable {
+  /** Number of Workers. */
+  readonly workers: number;
+  /**
+   * GPTQ-quantizes `w` (`[N, K]`) with Hessian `h` (`[K, K]`): `prepare`
+   * then `quantize` on all Workers. Calls are queued, one at a time.
+   *
+   * @param w The weight, row-major `[N, K]` (not modified).
+   * @param N Rows (output features).
+   * @param K Columns (input features).
+   * @param h The Hessian, `[K, K]` (not modified).
+   * @param opts Solver settings.
+   * @param name The tensor name, for error messages.
+   * @returns The quantized layer and timings.
+   */
+  gptq(
+    w: Float32Array,
+    N: number,
+    K: number,
+    h: Float32Array,
+    opts: GptqSolveOptions,
+    name?: string,
+  ): Promise<ParallelGptqResult>;
+  /**
+   * Prepares `h` once (Worker 0) and ships the factor to the other Workers;
+   * several weights sharing one Hessian (or one weight quantized with
+   * different Worker counts) can then be quantized without redoing the
+   * `O(K³)` work.
+   *
+   * @param h The Hessian, `[K, K]` (not modified).
+   * @param K Its size.
+   * @param opts Solver settings (kept for the `quantize` calls).
+   * @param name The tensor name, for error messages.
+   * @returns The prepared Hessian.
+   */
+  prepare(
+    h: Float32Array,
+    K: number,
+    opts: GptqSolveOptions,
+    name?: string,
+  ): Promise<PreparedLayer>;
+  /**
+   * Quantizes `w` (`[N, K]`) with the pool's current prepared Hessian, rows
+   * split over the Workers.
+   *
+   * @param prepared The result of this pool's latest `prepare`.
+   * @param w The weight, row-major `[N, K]` (not modified).
+   * @param N Rows.
+   * @param options Workers to use and the tensor name.
+   * @returns The quantized layer and timings.
+   */
+  quantize(
+    prepared: PreparedLayer,
+    w: Float32Array,
+    N: number,
+    options?: QuantizeRowsOptions,
+  ): Promise<ParallelGptqResult>;
+  /** Terminates the Workers; later calls throw. */
+  close(): void;
+}
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: { name: string; message: string };
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+class SolverWorker {
+  #worker: Worker;
+  #next = 0;
+  #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  #dead: unknown;
+
+  constructor() {
+    this.#worker = new Worker(new URL("./_solver_worker.ts", import.meta.url), { type: "module" });
+    this.#worker.onmessage = (e: MessageEvent<Reply>) => {
+      const r = e.data, p = this.#pending.get(r.id);
+      if (!p) return;
+      this.#pending.delete(r.id);
+      if (r.ok) p.resolve(r.result);
+      else p.reject(Object.assign(new Error(r.error!.message), { name: r.error!.name }));
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.#fail(
+        new GptqError("WASM", `a solver Worker crashed: ${e.message}`, {
+          hint: "this is a bug or an out-of-memory condition; retry with fewer Workers",
+        }),
+      );
+    };
+  }
+
+  #fail(err: unknown): void {
+    this.#dead ??= err;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  call<T>(req: DistributiveOmit<WorkerRequest, "id">, transfer: Transferable[] = []): Promise<T> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.#worker.postMessage({ ...req, id }, transfer);
+    });
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+    this.#fail(new GptqError("INVALID_ARGUMENT", "the solver pool is closed"));
+  }
+}
+
+function checkArgs(
+  w: Float32Array,
+  N: number,
+  K: number,
+  h: Float32Array,
+  o: GptqSolveOptions,
+  name: string | undefined,
+): void {
+  const ctx = name ? { tensor: name } : {};
+  if (![2, 3, 4, 8].includes(o.bits)) {
+    throw new GptqError("INVALID_ARGUMENT", `bits must be 2, 3, 4 or 8, got ${o.bits}`, ctx);
+  }
+  if (!(o.group_size === -1 || (Number.isInteger(o.group_size) && o.group_size > 0))) {
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `group_size must be -1 or a positive integer, got ${o.group_size}`,
+      ctx,
+    );
+  }
+  if (!(o.damp_percent > 0 && o.damp_percent < 1)) {
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `damp_percent must be in (0, 1), got ${o.damp_percent}`,
+      ctx,
+    );
+  }
+  if (
+    !Number.isSafeInteger(N) || !Number.isSafeInteger(K) || N < 1 || K < 1 ||
+    w.length !== N * K || h.length !== K * K
+  ) {
+    throw new GptqError(
+      "SHAPE",
+      `gptq: W has ${w.length} values (N·K = ${N * K}), H has ${h.length} (K² = ${K * K})`,
+      { ...ctx, hint: "W must be [N, K] (out × in features) and H must be [K, K]" },
+    );
+  }
+}
+
+function wrapError(e: unknown, name: string | undefined): never {
+  if (e instanceof GptqError) throw e;
+  const msg = e instanceof Error ? e.message : String(e);
+  throw new GptqError("HESSIAN", msg, {
+    ...(name ? { tensor: name } : {}),
+    hint: /cholesky|positive/i.test(msg)
+      ? "raise --damp-percent or use more calibration samples"
+      : "check the calibration data and the model weights for NaN/Inf",
+    cause: e,
+  });
+}
+
+/**
+ * Row blocks for `parts` Workers: contiguous, starting at multiples of the
+ * solver's row tile when that still gives every Worker rows.
+ */
+function splitRows(N: number, parts: number): number[] {
+  const tile = N >= parts * ROW_TILE ? ROW_TILE : 1;
+  const tiles = Math.ceil(N / tile);
+  const used = Math.min(parts, tiles);
+  const bounds = [0];
+  for (let i = 1; i < used; i++) bounds.push(Math.min(N, Math.round((tiles * i) / used) * tile));
+  bounds.push(N);
+  return bounds;
+}
+
+/**
+ * Starts `workers` solver Workers, each with its own instance of the wasm
+ * module (compiled once here and posted to them).
+ *
+ * @example
+ * ```ts
+ * import { createParallelGptq } from "./_solver_pool.ts";
+ * const pool = await createParallelGptq(2);
+ * try {
+ *   const K = 32, N = 8, h = new Float32Array(K * K);
+ *   for (let i = 0; i < K; i++) h[i * K + i] = 1;
+ *   const r = await pool.gptq(new Float32Array(N * K).fill(0.25), N, K, h, {
+ *     bits: 4, group_size: -1, sym: true, desc_act: false, static_groups: false, damp_percent: 0.01,
+ *   });
+ *   console.log(r.timings.prepare >= 0); // true
+ * } finally {
+ *   pool.close();
+ * }
+ * ```
+ *
+ * @param workers Number of Workers (default 2).
+ * @returns The pool; `close()` it when done.
+ */
+export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    throw new GptqError("INVALID_ARGUMENT", `workers must be an integer in 1..64, got ${workers}`, {
+      hint: "use 1 or 2 Workers per solver, or one per CPU core",
+    });
+  }
+  const module = await wasmModule();
+  const pool: SolverWorker[] = [];
+  try {
+    for (let i = 0; i < workers; i++) pool.push(new SolverWorker());
+    await Promise.all(pool.map((w) => w.call({ type: "init", module })));
+  } catch (e) {
+    for (const w of pool) w.terminate();
+    throw e instanceof GptqError ? e : new GptqError(
+      "WASM",
+      `cannot start the solver Workers: ${e instanceof Error ? e.message : e}`,
+      { hint: "Workers need the same permissions as the main module", cause: e },
+    );
+  }
+  let closed = false;
+  let queue: Promise<unknown> = Promise.resolve();
+  let current: PreparedLayer | undefined;
+
+  const enqueue = <T>(f: () => Promise<T>, name: string | undefined): Promise<T> => {
+    if (closed) {
+      return Promise.reject(
+        new GptqError("INVALID_ARGUMENT", "the solver pool is closed", {
+          ...(name ? { tensor: name } : {}),
+          hint: "create a new pool with createParallelGptq()",
+        }),
+      );
+    }
+    const p = queue.then(f).catch((e) => wrapError(e, name));
+    queue = p.catch(() => {});
+    return p;
+  };
+
+  async function prepare(
+    h: Float32Array,
+    K: number,
+    o: GptqSolveOptions,
+  ): Promise<PreparedLayer> {
+    current = undefined;
+    const opts: WorkerSolveOptions = {
+      bits: o.bits,
+      group_size: o.group_size,
+      sym: o.sym,
+      desc_act: o.desc_act,
+      static_groups: o.static_groups,
+      damp_percent: o.damp_percent,
+      damp_auto_increment: o.damp_auto_increment ?? 0.0025,
+      blocksize: o.blocksize ?? 128,
+      mse: o.mse ?? false,
+    };
+    const hCopy = h.slice();
+    const prep = await pool[0]!.call<PrepareReply>(
+      { type: "prepare", h: hCopy, K, opts, parts: pool.length > 1 },
+      [hCopy.buffer],
+    );
+    const t1 = performance.now();
+    const ships: Promise<unknown>[] = [];
+    for (let i = 1; i < pool.length; i++) {
+      const last = i === pool.length - 1;
+      const u = last ? prep.u! : prep.u!.slice();
+      const perm = last ? prep.perm! : prep.perm!.slice();
+      const dead = last ? prep.dead! : prep.dead!.slice();
+      ships.push(pool[i]!.call(
+        { type: "fromParts", u, perm, dead, dampUsed: prep.dampUsed, K, opts },
+        [u.buffer as ArrayBuffer, perm.buffer as ArrayBuffer, dead.buffer as ArrayBuffer],
+      ));
+    }
+    await Promise.all(ships);
+    const shipSeconds = pool.length > 1 ? prep.exportSeconds + (performance.now() - t1) / 1000 : 0;
+    current = {
+      K,
+      G: prep.G,
+      gIdx: prep.gIdx,
+      dampUsed: prep.dampUsed,
+      deadColumns: prep.deadColumns,
+      prepareSeconds: prep.prepareSeconds,
+      shipSeconds,
+    };
+    return current;
+  }
+
+  async function quantize(
+    prepared: PreparedLayer,
+    w: Float32Array,
+    N: number,
+    nWorkers: number,
+  ): Promise<ParallelGptqResult> {
+    const t0 = performance.now();
+    const { K, G } = prepared;
+    const bounds = splitRows(N, nWorkers);
+    const used = bounds.length - 1;
+    const jobs: Promise<QuantizeReply>[] = [];
+    for (let i = 0; i < used; i++) {
+      const wi = w.slice(bounds[i]! * K, bounds[i + 1]! * K);
+      jobs.push(pool[i]!.call<QuantizeReply>(
+        { type: "quantize", w: wi, rows: bounds[i + 1]! - bounds[i]! },
+        [wi.buffer],
+      ));
+    }
+    const parts = await Promise.all(jobs);
+    const tDone = performance.now();
+    let q: Float32Array, codes: Uint8Array, scale: Float32Array, zero: Float32Array;
+    let loss = 0;
+    if (used === 1) {
+      ({ q, codes, scale, zero, loss } = parts[0]!);
+    } else {
+      q = new Float32Array(N * K);
+      codes = new Uint8Array(N * K);
+      scale = new Float32Array(N * G);
+      zero = new Float32Array(N * G);
+      parts.forEach((p, i) => {
+        const r0 = bounds[i]!;
+        q.set(p.q, r0 * K);
+        codes.set(p.codes, r0 * K);
+        scale.set(p.scale, r0 * G);
+        zero.set(p.zero, r0 * G);
+        loss += p.loss;
+      });
+    }
+    return {
+      q,
+      codes,
+      scale,
+      zero,
+      gIdx: prepared.gIdx.slice(),
+      G,
+      loss,
+      dampUsed: prepared.dampUsed,
+      deadColumns: prepared.deadColumns,
+      timings: {
+        prepare: prepared.prepareSeconds,
+        ship: prepared.shipSeconds,
+        quantize: parts.map((p) => p.seconds),
+        columnLoop: (tDone - t0) / 1000,
+        total: (performance.now() - t0) / 1000,
+      },
+    };
+  }
+
+  const api: ParallelGptq = {
+    workers,
+    gptq(w, N, K, h, opts, name) {
+      try {
+        checkArgs(w, N, K, h, opts, name);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return enqueue(async () => {
+        const t0 = performance.now();
+        const prepared = await prepare(h, K, opts);
+        const r = await quantize(prepared, w, N, pool.length);
+        r.timings.total = (performance.now() - t0) / 1000;
+        return r;
+      }, name);
+    },
+    prepare(h, K, opts, name) {
+      try {
+        checkArgs(new Float32Array(K), 1, K, h, opts, name);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return enqueue(() => prepare(h, K, opts), name);
+    },
+    quantize(prepared, w, N, options = {}) {
+      const { name } = options;
+      const n = options.workers ?? pool.length;
+      const ctx = name ? { tensor: name } : {};
+      if (!Number.isInteger(n) || n < 1 || n > pool.length) {
+        return Promise.reject(
+          new GptqError(
+            "INVALID_ARGUMENT",
+            `workers must be an integer in 1..${pool.length}, got ${n}`,
+            ctx,
+          ),
+        );
+      }
+      if (!Number.isSafeInteger(N) || N < 1 || w.length !== N * prepared.K) {
+        return Promise.reject(
+          new GptqError(
+            "SHAPE",
+            `quantize: W has ${w.length} values, expected N·K = ${N}·${prepared.K}`,
+            { ...ctx, hint: "W must be [N, K] with K the size of the prepared Hessian" },
+          ),
+        );
+      }
+      return enqueue(() => {
+        if (prepared !== current) {
+          throw new GptqError(
+            "INVALID_ARGUMENT",
+            "quantize: this prepared Hessian was replaced by a later prepare/gptq call",
+            { ...ctx, hint: "quantize with a pool's latest prepare() result" },
+          );
+        }
+        return quantize(prepared, w, N, n);
+      }, name);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      current = undefined;
+      for (const w of pool) w.terminate();
+    },
+    [Symbol.dispose]() {
+      api.close();
+    },
+  };
+  return api;
+}

@@ -1,0 +1,206 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { GptqError } from "../errors.ts";
+import { SafetensorsFile } from "../io/safetensors.ts";
+import { createWasmSolver, type GptqLayerResult, type GptqSolveOptions } from "./solver.ts";
+import { createParallelGptq } from "./_solver_pool.ts";
+
+const DIR = fileURLToPath(new URL("../../../shared/data/golden/autogptq/", import.meta.url));
+
+function assertSameLayer(a: GptqLayerResult, b: GptqLayerResult, what: string): void {
+  const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+  assert.equal(a.G, b.G, `${what}: G`);
+  assert.deepEqual(bits(a.q), bits(b.q), `${what}: q bit for bit`);
+  assert.deepEqual(a.codes, b.codes, `${what}: codes`);
+  assert.deepEqual(bits(a.scale), bits(b.scale), `${what}: scale bit for bit`);
+  assert.deepEqual(bits(a.zero), bits(b.zero), `${what}: zero bit for bit`);
+  assert.deepEqual(a.gIdx, b.gIdx, `${what}: g_idx`);
+  assert.equal(a.dampUsed, b.dampUsed, `${what}: damp used`);
+  assert.equal(a.deadColumns, b.deadColumns, `${what}: dead columns`);
+  assert.ok(
+    Math.abs(a.loss - b.loss) <= 1e-9 * Math.abs(b.loss) + 1e-12,
+    `${what}: loss ${a.loss} vs ${b.loss}`,
+  );
+}
+
+/** xorshift32 in [-1, 1). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 31 - 1;
+  };
+}
+
+Deno.test("parallel solver (2 Workers) is bit-identical to the single-thread solver and matches AutoGPTQ on every golden case", async () => {
+  const s = await createWasmSolver();
+  using pool = await createParallelGptq(2);
+  const cases = JSON.parse(await Deno.readTextFile(DIR + "cases.json")).cases as Record<
+    string,
+    string
+  >[];
+  assert.ok(cases.length >= 8, "golden cases present");
+  for (const c of cases) {
+    using f = await SafetensorsFile.open(DIR + c.file);
+    const [N, K] = f.info("W").shape as [number, number];
+    const W = await f.readFloat32("W"), H = await f.readFloat32("H"), Q = await f.readFloat32("Q");
+    const opts: GptqSolveOptions = {
+      bits: Number(c.bits),
+      group_size: Number(c.group_size),
+      sym: c.sym === "true",
+      desc_act: c.desc_act === "true",
+      static_groups: c.static_groups === "true",
+      damp_percent: Number(c.damp_percent),
+    };
+    const single = s.gptq(W, N, K, H, opts);
+    const par = await pool.gptq(W, N, K, H, opts, c.file);
+    assertSameLayer(par, single, c.file);
+    assert.equal(par.timings.quantize.length, 2, `${c.file}: both Workers got rows`);
+    // Against AutoGPTQ itself (same tolerance as solver_test.ts: fp32 rounding of the scale).
+    let maxRel = 0;
+    for (let i = 0; i < Q.length; i++) {
+      if (par.q[i] !== Q[i]) {
+        maxRel = Math.max(maxRel, Math.abs(par.q[i]! - Q[i]!) / Math.max(Math.abs(Q[i]!), 1e-12));
+      }
+    }
+    assert.ok(maxRel <= 1e-6, `${c.file}: Q differs from AutoGPTQ by ${maxRel} relative`);
+    const gIdx = await f.read("g_idx");
+    assert.deepEqual(
+      Array.from(par.gIdx),
+      Array.from(new Int32Array(gIdx.data.buffer, gIdx.data.byteOffset, K)),
+      `${c.file}: g_idx`,
+    );
+  }
+});
+
+Deno.test("parallel solver: random act-order layers (dead columns, static groups, 1/2/3 Workers, split inside and across row tiles) equal the single-thread solver", async () => {
+  const s = await createWasmSolver();
+  const r = rng(20260601);
+  const configs: [number, number, Partial<GptqSolveOptions>][] = [
+    [600, 384, { desc_act: true }], // 600 rows: blocks at multiples of 256
+    [101, 256, { desc_act: true, sym: false, bits: 3 }], // odd split inside one tile
+    [64, 320, { desc_act: true, static_groups: true, group_size: 64 }],
+    [130, 200, { desc_act: true, group_size: -1, bits: 2 }], // K not a multiple of the group
+  ];
+  for (const workers of [1, 2, 3]) {
+    using pool = await createParallelGptq(workers);
+    for (const [N, K, extra] of configs) {
+      const T = 256;
+      const x = new Float32Array(T * K);
+      for (let i = 0; i < x.length; i++) x[i] = r() * (1 + (i % K) / K);
+      for (let t = 0; t < T; t++) x[t * K + 7] = 0; // a dead column
+      const acc = s.hessian(K);
+      acc.add(x, 4, T / 4);
+      const h = acc.h();
+      acc.free();
+      const w = new Float32Array(N * K);
+      for (let i = 0; i < w.length; i++) w[i] = 0.02 * r();
+      const opts: GptqSolveOptions = {
+        bits: 4,
+        group_size: 128,
+        sym: true,
+        desc_act: true,
+        static_groups: false,
+        damp_percent: 0.01,
+        ...extra,
+      };
+      const hBefore = h.slice(), wBefore = w.slice();
+      const what = `${workers} Workers, ${N}×${K} ${JSON.stringify(extra)}`;
+      const par = await pool.gptq(w, N, K, h, opts);
+      assertSameLayer(par, s.gptq(w, N, K, h, opts), what);
+      assert.equal(par.deadColumns, 1, `${what}: the zeroed column is dead`);
+      assert.equal(par.timings.quantize.length, Math.min(workers, N), what);
+      assert.deepEqual(h, hBefore, `${what}: H untouched`);
+      assert.deepEqual(w, wBefore, `${what}: W untouched`);
+    }
+  }
+});
+
+Deno.test("parallel solver: errors name the tensor and say how to fix it; a closed pool refuses work", async () => {
+  const pool = await createParallelGptq(2);
+  const K = 32, N = 8;
+  const h = new Float32Array(K * K);
+  for (let i = 0; i < K; i++) h[i * K + i] = 1;
+  h[5] = NaN;
+  const opts: GptqSolveOptions = {
+    bits: 4,
+    group_size: 32,
+    sym: true,
+    desc_act: false,
+    static_groups: false,
+    damp_percent: 0.01,
+  };
+  await assert.rejects(
+    pool.gptq(new Float32Array(N * K).fill(0.5), N, K, h, opts, "model.layers.0.mlp.up_proj"),
+    (e: Error) =>
+      e instanceof GptqError && e.code === "HESSIAN" && /up_proj/.test(e.message) &&
+      /nan/i.test(e.message),
+  );
+  await assert.rejects(
+    pool.gptq(new Float32Array(N * K + 1), N, K, h, opts, "model.layers.0.mlp.down_proj"),
+    (e: Error) => e instanceof GptqError && e.code === "SHAPE" && /down_proj/.test(e.message),
+  );
+  await assert.rejects(
+    pool.gptq(new Float32Array(N * K), N, K, h, { ...opts, bits: 5 }, "x"),
+    (e: Error) => e instanceof GptqError && e.code === "INVALID_ARGUMENT",
+  );
+  // The pool still works after a failed layer.
+  h[5] = 0;
+  const ok = await pool.gptq(new Float32Array(N * K).fill(0.5), N, K, h, opts);
+  assert.equal(ok.codes.length, N * K);
+  pool.close();
+  await assert.rejects(
+    pool.gptq(new Float32Array(N * K), N, K, h, opts),
+    (e: Error) => e instanceof GptqError && /closed/.test(e.message),
+  );
+  await assert.rejects(
+    createParallelGptq(0),
+    (e: Error) => e instanceof GptqError && e.code === "INVALID_ARGUMENT",
+  );
+});
+
+Deno.test("parallel solver: one prepare, quantize with 1 and 2 Workers and two weights; stale handles are refused", async () => {
+  const s = await createWasmSolver();
+  using pool = await createParallelGptq(2);
+  const r = rng(7);
+  const K = 256, N = 520, T = 128;
+  const x = new Float32Array(T * K).map(() => r());
+  const acc = s.hessian(K);
+  acc.add(x, 1, T);
+  const h = acc.h();
+  acc.free();
+  const opts: GptqSolveOptions = {
+    bits: 4,
+    group_size: 128,
+    sym: false,
+    desc_act: true,
+    static_groups: false,
+    damp_percent: 0.01,
+  };
+  const prepared = await pool.prepare(h, K, opts, "q_proj");
+  assert.ok(prepared.prepareSeconds > 0 && prepared.shipSeconds > 0);
+  for (const seed of [1, 2]) {
+    const r2 = rng(seed);
+    const w = new Float32Array(N * K).map(() => 0.05 * r2());
+    const ref = s.gptq(w, N, K, h, opts);
+    for (const workers of [1, 2]) {
+      const got = await pool.quantize(prepared, w, N, { workers, name: "q_proj" });
+      assertSameLayer(got, ref, `seed ${seed}, ${workers} Workers`);
+      assert.equal(got.timings.quantize.length, workers);
+    }
+  }
+  await assert.rejects(
+    pool.quantize(prepared, new Float32Array(N * K), N, { workers: 3 }),
+    (e: Error) => e instanceof GptqError && e.code === "INVALID_ARGUMENT",
+  );
+  await pool.prepare(h, K, opts);
+  await assert.rejects(
+    pool.quantize(prepared, new Float32Array(N * K), N, { name: "k_proj" }),
+    (e: Error) => e instanceof GptqError && /replaced/.test(e.message) && /k_proj/.test(e.message),
+  );
+});
