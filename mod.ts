@@ -60,6 +60,15 @@ export * from "./src/runtime/perplexity.ts";
 export * from "./src/quant/quantize.ts";
 export * from "./src/quant/solver.ts";
 export * from "./src/quant/calibration.ts";
+export * from "./src/quant/datasets.ts";
+export {
+  createParallelGptq,
+  type ParallelGptq,
+  type ParallelGptqResult,
+  type ParallelGptqTimings,
+  type PreparedLayer,
+  type QuantizeRowsOptions,
+} from "./src/quant/_solver_pool.ts";
 export {
   type GptqWasm,
   loadWasm,

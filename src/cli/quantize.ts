@@ -11,6 +11,12 @@ import { type BackendName, selectKernels } from "../runtime/backend.ts";
 import { type Command, intOption, numberOption } from "./_command.ts";
 import { startProgress } from "./_progress.ts";
 
+function methodOption(v: unknown): "gptq" | "rtn" {
+  if (v === undefined || v === "gptq") return "gptq";
+  if (v === "rtn") return "rtn";
+  throw new GptqError("INVALID_ARGUMENT", `--method must be gptq or rtn, got '${v}'`);
+}
+
 /** The `quantize` command. */
 export const quantizeCommand: Command = {
   name: "quantize",
@@ -173,6 +179,7 @@ export const quantizeCommand: Command = {
     }, {
       force: args.values.force === true,
       threads: intOption(args, "threads", 2, 1, 64),
+      method: methodOption(args.values.method),
       resume: args.values.resume === true,
       kernels: backend.kernels,
       onLog: (l) => io.stderr(l + "\n"),

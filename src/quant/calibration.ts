@@ -11,7 +11,9 @@
  *   Python's Mersenne Twister, so offsets differ from Python's for the same seed);
  * - a `.jsonl` file gives one example per line from its `text` field,
  *   tokenized separately and truncated to `seqlen` (as optimum treats a list
- *   of strings); the first `nsamples` non-empty lines are used, in order.
+ *   of strings); the first `nsamples` non-empty lines are used, in order;
+ * - `wikitext2`, `c4` and `c4-new` are downloaded from the Hugging Face Hub
+ *   once and cached, then sampled as the GPTQ paper does (see datasets.ts).
  *
  * @module
  */
@@ -19,6 +21,7 @@
 import { fsError, GptqError } from "../errors.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { mulberry32 } from "../runtime/sample.ts";
+import { loadHubCalibration } from "./datasets.ts";
 
 /** Options of {@linkcode loadCalibration}. */
 export interface CalibrationOptions {
@@ -41,7 +44,8 @@ export interface Calibration {
 }
 
 /**
- * Loads calibration samples from a `.txt` or `.jsonl` file.
+ * Loads calibration samples from a `.txt` or `.jsonl` file, or from a named
+ * Hub dataset (`wikitext2`, `c4`, `c4-new`).
  *
  * @example
  * ```ts ignore
@@ -66,9 +70,7 @@ export async function loadCalibration(
     throw new GptqError("INVALID_ARGUMENT", `seqlen must be an integer ≥ 2, got ${seqlen}`);
   }
   if (spec === "wikitext2" || spec === "c4" || spec === "c4-new") {
-    throw new GptqError("DATASET", `downloading '${spec}' is not implemented yet`, {
-      hint: "pass a local .txt or .jsonl file with --dataset",
-    });
+    return await loadHubCalibration(spec, tok, { nsamples, seqlen, seed });
   }
   let text: string;
   try {

@@ -106,6 +106,11 @@ export interface QuantizeOptions {
   onBlock?: (done: number, total: number) => void;
   /** Diagnostics (warnings, skipped modules). */
   onLog?: (line: string) => void;
+  /**
+   * `gptq` (default) or `rtn`: round-to-nearest with the same quantizer and
+   * groups, written in the same format — the baseline GPTQ is compared with.
+   */
+  method?: "gptq" | "rtn";
   /** Test hook: called after a block is journaled. */
   afterBlock?: (layer: number) => void | Promise<void>;
 }
@@ -146,6 +151,8 @@ export interface QuantizeReport {
   model: string;
   /** Output folder. */
   out: string;
+  /** `gptq` or `rtn`. */
+  method: "gptq" | "rtn";
   /** The settings used. */
   config: Record<string, unknown>;
   /** Calibration: source, method, samples, tokens. */
@@ -339,6 +346,7 @@ export async function quantizeModel(
       solveOpts,
       trueSeq,
       format,
+      method: opts.method ?? "gptq",
       notConvert: [...notConvert].sort(),
       samples: cal.samples.map((s) => s.length),
       tokens: hashSamples(cal.samples),
@@ -473,11 +481,13 @@ export async function quantizeModel(
             const W = l.layout === "conv1d" ? transposeF32(raw, K, N) : raw;
             const h = hs.get(l.input)!;
             const ts = performance.now();
-            const r = pool
+            const rtn = solver.rtn(W, N, K, solveOpts);
+            const r = opts.method === "rtn"
+              ? rtn
+              : pool
               ? await pool.gptq(W, N, K, h, solveOpts, path)
               : solver.gptq(W, N, K, h, solveOpts, path);
             rep.seconds = (performance.now() - ts) / 1000;
-            const rtn = solver.rtn(W, N, K, solveOpts);
             Object.assign(rep, {
               quantized: true,
               loss: r.loss,
@@ -650,6 +660,7 @@ export async function quantizeModel(
         }
         const report: QuantizeReport = {
           version: VERSION,
+          method: opts.method ?? "gptq",
           model: modelDir,
           out: outDir,
           config: toQuantizeConfigJson(qcfg),
