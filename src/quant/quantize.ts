@@ -49,7 +49,7 @@ import { createParallelGptq, type ParallelGptq } from "./_solver_pool.ts";
 import {
   createWasmSolver,
   type GptqSolveOptions,
-  hessianError,
+  hessianErrors,
   type QuantBackend,
 } from "./solver.ts";
 import { VERSION } from "../version.ts";
@@ -488,11 +488,12 @@ export async function quantizeModel(
               ? await pool.gptq(W, N, K, h, solveOpts, path)
               : solver.gptq(W, N, K, h, solveOpts, path);
             rep.seconds = (performance.now() - ts) / 1000;
+            const errs = await hessianErrors(W, [r.q, rtn.q], h, N, K);
             Object.assign(rep, {
               quantized: true,
               loss: r.loss,
-              gptqError: hessianError(W, r.q, h, N, K),
-              rtnError: hessianError(W, rtn.q, h, N, K),
+              gptqError: errs[0],
+              rtnError: errs[1],
               dampUsed: r.dampUsed,
               deadColumns: r.deadColumns,
             });

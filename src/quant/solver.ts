@@ -287,3 +287,62 @@ export function hessianError(
   }
   return total;
 }
+
+/**
+ * {@linkcode hessianError} for several quantizations of one weight at once,
+ * computed with the WASM matmul (`(W−Q)·H` is one GEMM) on at most `maxRows`
+ * evenly spaced rows of W (all rows when N ≤ maxRows), so reports stay cheap
+ * at Llama-7B sizes. With sampled rows the values are scaled to all N rows
+ * (an estimate, consistent between the quantizations compared).
+ *
+ * @example
+ * ```ts
+ * import { hessianErrors } from "./solver.ts";
+ * const [e] = await hessianErrors(new Float32Array([1]), [new Float32Array([0])], new Float32Array([2]), 1, 1);
+ * console.log(e); // 2
+ * ```
+ *
+ * @param w Original `[N, K]`.
+ * @param qs Quantized versions, each `[N, K]`.
+ * @param h Hessian `[K, K]` (symmetric).
+ * @param N Rows.
+ * @param K Columns.
+ * @param maxRows Rows sampled at most (default 256).
+ * @returns One error per entry of `qs`.
+ */
+export async function hessianErrors(
+  w: Float32Array,
+  qs: Float32Array[],
+  h: Float32Array,
+  N: number,
+  K: number,
+  maxRows = 256,
+): Promise<number[]> {
+  await loadWasm();
+  const rows = Math.min(N, maxRows);
+  const pick = Array.from({ length: rows }, (_, i) => Math.floor((i * N) / rows));
+  const M = rows * qs.length;
+  const d = new Float32Array(M * K);
+  qs.forEach((q, j) => {
+    pick.forEach((n, i) => {
+      const o = (j * rows + i) * K;
+      for (let k = 0; k < K; k++) d[o + k] = w[n * K + k]! - q[n * K + k]!;
+    });
+  });
+  const hw = glue.WeightBuf.from_f32(h, K, K);
+  const x = glue.F32Buf.from_array(d);
+  const y = new glue.F32Buf(M * K);
+  try {
+    glue.Kernels.matmul(x, M, hw, 0, K, y, 0, K);
+    const dh = y.to_vec();
+    return qs.map((_, j) => {
+      let t = 0;
+      for (let i = j * rows * K; i < (j + 1) * rows * K; i++) t += dh[i]! * d[i]!;
+      return (t * N) / rows;
+    });
+  } finally {
+    hw.free();
+    x.free();
+    y.free();
+  }
+}

@@ -95,3 +95,22 @@ Deno.test("wasm solver: a Hessian with NaN is a clear error naming the module", 
     (e: Error) => /model\.layers\.0\.mlp\.up_proj/.test(e.message) && /nan/i.test(e.message),
   );
 });
+
+Deno.test("hessianErrors (wasm GEMM) equals the plain hessianError on all rows, and samples rows when N is large", async () => {
+  const { hessianError, hessianErrors } = await import("./solver.ts");
+  const N = 96, K = 64;
+  const w = new Float32Array(N * K).map((_, i) => Math.sin(i * 0.7));
+  const q = w.map((v) => Math.round(v * 4) / 4);
+  const x = new Float32Array(K * K).map((_, i) => Math.cos(i * 0.13));
+  const h = new Float32Array(K * K);
+  for (let i = 0; i < K; i++) {
+    for (let j = 0; j < K; j++) {
+      for (let t = 0; t < K; t++) h[i * K + j]! += x[t * K + i]! * x[t * K + j]!;
+    }
+  }
+  const exact = hessianError(w, q, h, N, K);
+  const [fast] = await hessianErrors(w, [q], h, N, K);
+  assert.ok(Math.abs(fast! - exact) / exact < 1e-4, `${fast} vs ${exact}`);
+  const [sampled] = await hessianErrors(w, [q], h, N, K, 48);
+  assert.ok(Math.abs(sampled! - exact) / exact < 0.3, `sampled ${sampled} vs ${exact}`);
+});
