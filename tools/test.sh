@@ -46,7 +46,7 @@ deno publish --dry-run --allow-dirty 2>&1 | tail -n 3
 
 step "deno: tests"
 set +e
-deno test -A --parallel 2>&1 | tee "$ROOT/.tools/deno-test.log"
+NO_COLOR=1 deno test -A --parallel 2>&1 | tee "$ROOT/.tools/deno-test.log"
 rc=${PIPESTATUS[0]}
 set -e
 summary=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$ROOT/.tools/deno-test.log" | tail -n 1 || true)

@@ -479,6 +479,21 @@ export async function quantizeModel(
             }
             const raw = await folder.readFloat32(`${path}.weight`);
             const W = l.layout === "conv1d" ? transposeF32(raw, K, N) : raw;
+            for (let i = 0; i < W.length; i++) {
+              if (!Number.isFinite(W[i]!)) {
+                throw new GptqError(
+                  "HESSIAN",
+                  `weight has a non-finite value (${W[i]}) at row ${Math.floor(i / K)}, column ${
+                    i % K
+                  }`,
+                  {
+                    file: folder.weights.info(`${path}.weight`).file,
+                    tensor: path,
+                    hint: "the checkpoint is corrupt or was saved after a diverged training step",
+                  },
+                );
+              }
+            }
             const h = hs.get(l.input)!;
             const ts = performance.now();
             const rtn = solver.rtn(W, N, K, solveOpts);
