@@ -9,6 +9,7 @@
  * ```sh
  * deno run -A bench/runtime_bench.ts          # ~3 minutes
  * deno run -A bench/runtime_bench.ts --quick  # ~40 seconds, smaller M and fewer tokens
+ * deno run -A bench/runtime_bench.ts --threads 1  # skip the measured 2-thread rows
  * ```
  *
  * Peak estimate: `cores × GHz × 8 FLOP/cycle` — one f32x4 multiply and one
@@ -20,7 +21,8 @@
  * The runtime's `Kernels` interface is synchronous, so `CausalLM` runs on
  * one thread; the "2 workers (projected)" rows replace the measured time of
  * its linear layers with the time of the same linear calls on the Worker
- * pool.
+ * pool. The last rows measure the synchronous 2-thread wasm backend
+ * (`createWasmKernels({ threads: 2 })`, one helper Worker) end to end.
  *
  * @module
  */
@@ -488,14 +490,68 @@ async function modelSection(pool: MatmulPool, base: Kernels): Promise<string[]> 
     } finally {
       lm.close();
     }
+    for (const l of await threadsRows(dir, prompt, D)) lines.push(l);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
   return lines;
 }
 
+/**
+ * Measured (not projected) prefill and decode tokens/s of `generateTokens`
+ * with the synchronous wasm backend on 1 and 2 threads (`--threads`: the
+ * largest count to try, default 2).
+ */
+async function threadsRows(dir: string, prompt: number[], D: number): Promise<string[]> {
+  const ti = Deno.args.indexOf("--threads");
+  const maxThreads = ti >= 0 ? Number(Deno.args[ti + 1]) : 2;
+  const W = [44, 10, 12, 14];
+  const lines = [row(["phase (measured, sync split)", "tokens", "tokens/s", "CPUs"], W)];
+  for (let threads = 1; threads <= Math.min(2, maxThreads); threads++) {
+    const kernels = await createWasmKernels({ threads });
+    const lm = await CausalLM.load(dir, { kernels });
+    try {
+      lm.forward([5, 6], lm.newCache(2));
+      const stats: GenerateStats = {
+        promptTokens: 0,
+        newTokens: 0,
+        prefillMs: 0,
+        decodeMs: 0,
+        stop: "length",
+      };
+      const c0 = cpuSeconds(), t0 = performance.now();
+      let n = 0;
+      for (
+        const _ of generateTokens(lm, prompt, {
+          temperature: 0,
+          max_new_tokens: D,
+          eos_token_id: [],
+        }, stats)
+      ) n++;
+      const cpu = (cpuSeconds() - c0) / ((performance.now() - t0) / 1000);
+      const steps = n - 1;
+      lines.push(row([
+        `prefill (generate, ${kernels.name})`,
+        prompt.length,
+        fmt(prompt.length / (stats.prefillMs / 1000), 2),
+        fmt(cpu, 2),
+      ], W));
+      lines.push(row([
+        `decode (generate, ${kernels.name})`,
+        steps,
+        fmt(steps / (stats.decodeMs / 1000), 2),
+        "",
+      ], W));
+    } finally {
+      lm.close();
+    }
+  }
+  lines.push("(CPUs: process CPU-seconds per wall-second over prefill + decode)");
+  return lines;
+}
+
 // ---------------------------------------------------------------- main
-const wasm = await createWasmKernels();
+const wasm = await createWasmKernels({ threads: 1 });
 const pool = await MatmulPool.create({ workers: WORKERS });
 try {
   const load = (() => {

@@ -50,7 +50,7 @@ export async function selectKernels(name: BackendName = "auto"): Promise<Backend
   try {
     const { createWasmKernels } = await import("./wasm_kernels.ts");
     const kernels = await createWasmKernels();
-    return { kernels, description: `backend: ${kernels.name} (1 thread)` };
+    return { kernels, description: `backend: ${kernels.name}` };
   } catch (e) {
     reason = (e as Error).message;
     if (name === "wasm") {

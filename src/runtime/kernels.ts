@@ -48,6 +48,11 @@ export interface Kernels {
   linear(x: Float32Array, M: number, w: LinearHandle): Float32Array;
   /** Frees a linear's memory. */
   release(w: LinearHandle): void;
+  /**
+   * Frees what the backend holds beyond its linears (helper threads); the
+   * model calls it on close. Linears still held become unusable.
+   */
+  dispose?(): void;
   /** RMSNorm of each row. */
   rmsNorm(x: Float32Array, M: number, H: number, weight: Float32Array, eps: number): Float32Array;
   /** LayerNorm of each row. */

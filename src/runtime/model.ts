@@ -575,6 +575,9 @@ export class CausalLM {
   /** Releases backend memory and closes the folder. */
   close(): void {
     for (const b of this.#blocks) releaseBlock(this.ctx, b);
+    const k = this.ctx.kernels;
+    for (const h of [this.#lmHead, this.#projectIn, this.#projectOut]) if (h) k.release(h);
+    k.dispose?.();
     this.folder.close();
   }
 }

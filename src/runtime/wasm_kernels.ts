@@ -8,6 +8,13 @@
  * GPTQ linears are dequantized to f32 at load here (correct, not yet fused;
  * the fused dequant-matmul is planned).
  *
+ * With `threads: 2` (the default on machines with two or more cores) a large
+ * linear (N·K ≥ 65536) is split by output rows: this thread keeps the first
+ * half, one helper Worker (`_sync_pool.ts`) the second, and each call runs
+ * both halves at once, synchronously. Row splits are exact, so the output is
+ * bit-identical to one thread. The Worker starts with the first split linear
+ * and stops when the last one is released (or on `dispose()`).
+ *
  * @module
  */
 
@@ -15,12 +22,31 @@ import { GptqError } from "../errors.ts";
 import { toFloat32 } from "../io/dtype.ts";
 import type { RawTensor } from "../io/safetensors.ts";
 import { dequantizeLinear } from "../gptq/quant_linear.ts";
-import { loadWasm } from "../wasm/mod.ts";
+import { loadWasm, wasmModule } from "../wasm/mod.ts";
 import * as glue from "../wasm/_generated/gptq_wasm.internal.js";
 import type { Kernels, LinearHandle, QuantLinearSource } from "./kernels.ts";
+import { splitRows } from "./_matmul_pool.ts";
+import { helperUnavailable, sliceHalf, SyncWorker } from "./_sync_pool.ts";
 
 interface WasmLinear extends LinearHandle {
   w: glue.WeightBuf | null;
+  /** Rows this thread computes (all of N unless split). */
+  nh: number;
+  /** The helper holding rows nh..N, and its handle there. */
+  helper: SyncWorker | null;
+  handle: number;
+}
+
+/** Options of {@linkcode createWasmKernels}. */
+export interface WasmKernelsOptions {
+  /**
+   * Threads for large linears: 1, or 2 (this thread plus one helper Worker;
+   * larger values are treated as 2). Default: 2 when
+   * `navigator.hardwareConcurrency ≥ 2` and the Worker may be loaded, else 1.
+   */
+  threads?: number;
+  /** Smallest `N·K` split across the threads (default 65536). */
+  minSplit?: number;
 }
 
 const ACT: Record<string, string> = {
@@ -60,71 +86,161 @@ function act(name: string): string {
  * @example
  * ```ts
  * import { createWasmKernels } from "./wasm_kernels.ts";
- * const k = await createWasmKernels();
+ * const k = await createWasmKernels({ threads: 1 });
  * console.log(k.name); // "wasm-simd128"
+ * k.dispose?.();
  * ```
  *
- * @returns The backend.
+ * @param opts Thread count and split threshold.
+ * @returns The backend; call `dispose()` (or release every linear) when done,
+ * since a running helper Worker keeps the process alive.
  */
-export async function createWasmKernels(): Promise<Kernels> {
+export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<Kernels> {
   await loadWasm();
-  const dense = (
-    w: glue.WeightBuf,
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+  const requested = opts.threads ?? (cores >= 2 ? 2 : 1);
+  if (!Number.isInteger(requested) || requested < 1) {
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `threads must be a positive integer, got ${requested}`,
+      {
+        hint: "pass threads: 1 or 2",
+      },
+    );
+  }
+  const minSplit = opts.minSplit ?? 1 << 16;
+  // Without permission to load the Worker, quietly stay on one thread unless
+  // two were asked for explicitly.
+  let noHelper: string | null = requested < 2 ? "1 thread requested" : helperUnavailable();
+  if (noHelper && opts.threads !== undefined && opts.threads >= 2) {
+    throw new GptqError("WASM", `cannot use ${opts.threads} threads: ${noHelper}`, {
+      hint: "grant --allow-read (or -A), or pass threads: 1",
+    });
+  }
+  const module = noHelper ? null : await wasmModule();
+  let helper: SyncWorker | null = null;
+  /** The running helper, started on first use; null when splitting is off. */
+  const getHelper = (): SyncWorker | null => {
+    if (helper && !helper.closed) return helper;
+    if (noHelper || !module) return null;
+    try {
+      helper = SyncWorker.start(module);
+    } catch (e) {
+      noHelper = e instanceof Error ? e.message : String(e);
+      return null;
+    }
+    return helper;
+  };
+  /** Builds this thread's part (rows 0..nh) and hands rows nh..N to the helper. */
+  const build = (
     N: number,
     K: number,
     bias: Float32Array | null,
+    mine: (nh: number) => glue.WeightBuf,
+    theirs: (nh: number) => ReturnType<typeof sliceHalf>,
   ): WasmLinear => {
-    if (bias) w.set_bias(bias);
-    return { N, K, bytes: w.byte_len(), w };
+    const nh = N * K >= minSplit && !noHelper ? splitRows(N, 2)[1]! : N;
+    const sw = nh > 0 && nh < N ? getHelper() : null;
+    const rows = sw ? nh : N;
+    const w = mine(rows);
+    if (bias) w.set_bias(rows === N ? bias : bias.subarray(0, rows));
+    let handle = 0, bytes = w.byte_len();
+    if (sw) {
+      try {
+        const half = theirs(rows);
+        bytes += half.data.byteLength + (half.bias ? half.bias.byteLength : 0);
+        handle = sw.load(half);
+      } catch (e) {
+        w.free();
+        throw e;
+      }
+    }
+    return { N, K, bytes, w, nh: rows, helper: sw, handle };
+  };
+  const closeHelper = (): void => {
+    helper?.close();
+    helper = null;
   };
   return {
-    name: "wasm-simd128",
+    get name(): string {
+      return noHelper ? "wasm-simd128" : "wasm-simd128 ×2 threads";
+    },
     linearFromDense(t: RawTensor, bias, transposed) {
       const [a, b] = t.shape as [number, number];
       const N = transposed ? b : a, K = transposed ? a : b;
-      let w: glue.WeightBuf;
-      if (t.dtype === "F16") {
-        w = transposed
-          ? glue.WeightBuf.from_f16_kn(u16(t.data), K, N, 0, N)
-          : glue.WeightBuf.from_f16(u16(t.data), N, K);
-      } else if (t.dtype === "BF16") {
-        w = transposed
-          ? glue.WeightBuf.from_bf16_kn(u16(t.data), K, N, 0, N)
-          : glue.WeightBuf.from_bf16(u16(t.data), N, K);
-      } else {
+      const mine = (rows: number): glue.WeightBuf => {
+        if (t.dtype === "F16" || t.dtype === "BF16") {
+          const bits = u16(t.data);
+          if (t.dtype === "F16") {
+            return transposed
+              ? glue.WeightBuf.from_f16_kn(bits, K, N, 0, rows)
+              : glue.WeightBuf.from_f16(rows === N ? bits : bits.subarray(0, rows * K), rows, K);
+          }
+          return transposed
+            ? glue.WeightBuf.from_bf16_kn(bits, K, N, 0, rows)
+            : glue.WeightBuf.from_bf16(rows === N ? bits : bits.subarray(0, rows * K), rows, K);
+        }
         const f = toFloat32(t.data, t.dtype);
-        w = transposed
-          ? glue.WeightBuf.from_f32_kn(f, K, N, 0, N)
-          : glue.WeightBuf.from_f32(f, N, K);
-      }
-      return dense(w, N, K, bias);
+        return transposed
+          ? glue.WeightBuf.from_f32_kn(f, K, N, 0, rows)
+          : glue.WeightBuf.from_f32(rows === N ? f : f.subarray(0, rows * K), rows, K);
+      };
+      return build(N, K, bias, mine, (nh) => sliceHalf(t, bias, transposed, nh, N));
     },
     linearFromGptq(q: QuantLinearSource) {
       const f = dequantizeLinear(q.tensors, q.format);
-      return dense(
-        glue.WeightBuf.from_f32(f, q.tensors.N, q.tensors.K),
-        q.tensors.N,
-        q.tensors.K,
-        q.tensors.bias,
+      const { N, K, bias } = q.tensors;
+      const raw: RawTensor = {
+        dtype: "F32",
+        shape: [N, K],
+        data: new Uint8Array(f.buffer, f.byteOffset, f.byteLength),
+      };
+      return build(
+        N,
+        K,
+        bias,
+        (rows) => glue.WeightBuf.from_f32(rows === N ? f : f.subarray(0, rows * K), rows, K),
+        (nh) => sliceHalf(raw, bias, false, nh, N),
       );
     },
     linear(x, M, h) {
       const l = h as WasmLinear;
       if (!l.w) throw new Error("bug: linear used after release");
-      const y = new glue.F32Buf(M * l.N);
+      const sw = l.helper, nh = l.nh, N = l.N;
+      if (sw) sw.begin(l.handle, x, M, l.K, N - nh);
+      const y = new glue.F32Buf(M * N);
+      let out: Float32Array;
       try {
-        return withBufs([x], ([xb]) => {
-          glue.Kernels.matmul(xb!, M, l.w!, 0, l.N, y, 0, l.N);
+        out = withBufs([x], ([xb]) => {
+          glue.Kernels.matmul(xb!, M, l.w!, 0, nh, y, 0, N);
           return y.to_vec();
         });
+      } catch (e) {
+        try {
+          sw?.finish();
+        } catch { /* report the first error */ }
+        throw e;
       } finally {
         y.free();
       }
+      if (sw) {
+        sw.finish();
+        sw.copyOut(out, M, N, nh, N - nh);
+      }
+      return out;
     },
     release(h) {
       const l = h as WasmLinear;
       l.w?.free();
       l.w = null;
+      const sw = l.helper;
+      l.helper = null;
+      if (!sw || sw.closed) return;
+      sw.release(l.handle);
+      if (sw.live === 0 && sw === helper) closeHelper();
+    },
+    dispose() {
+      closeHelper();
     },
     rmsNorm(x, M, H, weight, eps) {
       const out = new glue.F32Buf(M * H);

@@ -1,0 +1,135 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { GptqError } from "../errors.ts";
+import { SafetensorsFile } from "../io/safetensors.ts";
+import { CausalLM } from "./model.ts";
+import { createWasmKernels } from "./wasm_kernels.ts";
+import { sliceHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
+
+const GOLDEN = fileURLToPath(new URL("../../../shared/data/golden/models/", import.meta.url));
+
+async function golden(dir: string): Promise<{ ids: number[]; logits: Float32Array }> {
+  using g = await SafetensorsFile.open(`${dir}/golden.safetensors`);
+  return {
+    ids: Array.from(await g.readFloat32("input_ids")),
+    logits: await g.readFloat32("logits"),
+  };
+}
+
+function assertBitEqual(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  return d;
+}
+
+/** Full-prompt logits, then the last logits of a prefill-90 + 1-token decode run. */
+async function run(
+  dir: string,
+  ids: number[],
+  threads: number,
+  minSplit?: number,
+): Promise<{ full: Float32Array; decoded: Float32Array; name: string }> {
+  const kernels = await createWasmKernels({ threads, minSplit });
+  const lm = await CausalLM.load(dir, { kernels });
+  try {
+    const full = lm.forward(ids, lm.newCache(ids.length));
+    const cache = lm.newCache(ids.length);
+    lm.forward(ids.slice(0, 90), cache);
+    let decoded: Float32Array = new Float32Array();
+    for (let t = 90; t < ids.length; t++) decoded = lm.forward([ids[t]!], cache);
+    return { full, decoded, name: kernels.name };
+  } finally {
+    lm.close();
+  }
+}
+
+for (const model of ["llama", "gpt2", "gpt_neox", "opt", "llama-gptq-4bit-g32"]) {
+  for (const minSplit of [0, undefined]) {
+    const how = minSplit === 0 ? "every linear split" : "default threshold";
+    Deno.test(`2-thread wasm kernels equal 1 thread bit for bit (${how}): ${model}`, async () => {
+      const dir = GOLDEN + model;
+      const { ids, logits } = await golden(dir);
+      const one = await run(dir, ids, 1);
+      assert.equal(one.name, "wasm-simd128");
+      const calls0 = SYNC_POOL_STATS.linearCalls;
+      const started0 = SYNC_POOL_STATS.started;
+      const two = await run(dir, ids, 2, minSplit);
+      assert.equal(two.name, "wasm-simd128 ×2 threads");
+      const calls = SYNC_POOL_STATS.linearCalls - calls0;
+      // Every model's LM head (vocab 1024 × hidden) is over the default
+      // threshold; with minSplit 0 every linear of every forward is split.
+      assert.ok(calls > 0, "the helper Worker computed nothing");
+      assert.ok(SYNC_POOL_STATS.started > started0, "no helper Worker started");
+      assert.equal(SYNC_POOL_STATS.started, SYNC_POOL_STATS.closed, "a helper Worker leaked");
+      assertBitEqual(two.full, one.full, `${model} prompt logits`);
+      assertBitEqual(two.decoded, one.decoded, `${model} decoded logits`);
+      // And both match the reference implementation's logits.
+      const d = maxAbsDiff(two.full, logits);
+      console.log(
+        `${model} (${how}): ${calls} split calls, max |Δ| vs reference ${d.toExponential(3)}`,
+      );
+      assert.ok(d <= 1e-3, `logits differ from the reference by ${d}`);
+    });
+  }
+}
+
+Deno.test("sliceHalf cuts rows of [N, K] and columns of a transposed [K, N] weight", () => {
+  // [K=2, N=3] stored transposed: element (k, n) = 10k + n.
+  const t = new Uint16Array([0, 1, 2, 10, 11, 12]);
+  const h = sliceHalf(
+    { dtype: "F16", shape: [2, 3], data: new Uint8Array(t.buffer) },
+    new Float32Array([7, 8, 9]),
+    true,
+    1,
+    3,
+  );
+  assert.equal(h.dtype, "F16");
+  assert.deepEqual(Array.from(new Uint16Array(h.data)), [1, 2, 11, 12]);
+  assert.deepEqual(Array.from(h.bias!), [8, 9]);
+  const f = new Float64Array([1, 2, 3, 4, 5, 6]); // [3, 2], widened to f32
+  const r = sliceHalf(
+    { dtype: "F64", shape: [3, 2], data: new Uint8Array(f.buffer) },
+    null,
+    false,
+    2,
+    3,
+  );
+  assert.equal(r.dtype, "F32");
+  assert.deepEqual(Array.from(new Float32Array(r.data)), [5, 6]);
+  assert.equal(r.bias, null);
+});
+
+Deno.test("2-thread kernels: misuse is a GptqError, dispose stops the Worker", async () => {
+  await assert.rejects(
+    createWasmKernels({ threads: 0 }),
+    (e: unknown) => e instanceof GptqError && e.code === "INVALID_ARGUMENT",
+  );
+  const k = await createWasmKernels({ threads: 2 });
+  const N = 256, K = 256;
+  const w = new Float32Array(N * K).map((_, i) => ((i * 37) % 101) / 101 - 0.5);
+  const data = new Uint8Array(w.buffer);
+  const h = k.linearFromDense({ dtype: "F32", shape: [N, K], data }, null, false);
+  const x = new Float32Array(3 * K).map((_, i) => Math.sin(i));
+  const y2 = k.linear(x, 3, h);
+  const k1 = await createWasmKernels({ threads: 1 });
+  const h1 = k1.linearFromDense({ dtype: "F32", shape: [N, K], data }, null, false);
+  assertBitEqual(y2, k1.linear(x, 3, h1), "256x256 f32, M=3");
+  k1.release(h1);
+  k.dispose?.();
+  assert.equal(SYNC_POOL_STATS.started, SYNC_POOL_STATS.closed);
+  assert.throws(
+    () => k.linear(x, 3, h),
+    (e: unknown) => e instanceof GptqError && /closed/.test(e.message),
+  );
+  k.release(h); // still frees this thread's half
+});
