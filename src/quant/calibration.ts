@@ -44,6 +44,29 @@ export interface Calibration {
 }
 
 /**
+ * Applies the defaults (128 samples of 2048 tokens, seed 0) and validates them.
+ *
+ * @example
+ * ```ts
+ * import { calibrationParams } from "./calibration.ts";
+ * console.log(calibrationParams({ nsamples: 8 })); // { nsamples: 8, seqlen: 2048, seed: 0 }
+ * ```
+ *
+ * @param opts The options.
+ * @returns Count, length and seed.
+ */
+export function calibrationParams(opts: CalibrationOptions): Required<CalibrationOptions> {
+  const nsamples = opts.nsamples ?? 128, seqlen = opts.seqlen ?? 2048, seed = opts.seed ?? 0;
+  if (!Number.isInteger(nsamples) || nsamples < 1) {
+    throw new GptqError("INVALID_ARGUMENT", `nsamples must be a positive integer, got ${nsamples}`);
+  }
+  if (!Number.isInteger(seqlen) || seqlen < 2) {
+    throw new GptqError("INVALID_ARGUMENT", `seqlen must be an integer ≥ 2, got ${seqlen}`);
+  }
+  return { nsamples, seqlen, seed };
+}
+
+/**
  * Loads calibration samples from a `.txt` or `.jsonl` file, or from a named
  * Hub dataset (`wikitext2`, `c4`, `c4-new`).
  *
@@ -62,13 +85,7 @@ export async function loadCalibration(
   tok: TextTokenizer,
   opts: CalibrationOptions = {},
 ): Promise<Calibration> {
-  const nsamples = opts.nsamples ?? 128, seqlen = opts.seqlen ?? 2048, seed = opts.seed ?? 0;
-  if (!Number.isInteger(nsamples) || nsamples < 1) {
-    throw new GptqError("INVALID_ARGUMENT", `nsamples must be a positive integer, got ${nsamples}`);
-  }
-  if (!Number.isInteger(seqlen) || seqlen < 2) {
-    throw new GptqError("INVALID_ARGUMENT", `seqlen must be an integer ≥ 2, got ${seqlen}`);
-  }
+  const { nsamples, seqlen, seed } = calibrationParams(opts);
   if (spec === "wikitext2" || spec === "c4" || spec === "c4-new") {
     return await loadHubCalibration(spec, tok, { nsamples, seqlen, seed });
   }

@@ -45,7 +45,7 @@ import { compressors } from "npm:hyparquet-compressors@^1.1.2";
 import { GptqError } from "../errors.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { mulberry32 } from "../runtime/sample.ts";
-import type { Calibration, CalibrationOptions } from "./calibration.ts";
+import { type Calibration, type CalibrationOptions, calibrationParams } from "./calibration.ts";
 
 /** The datasets {@linkcode fetchDataset} knows. */
 export type HubDatasetName = "wikitext2" | "c4";
@@ -523,13 +523,7 @@ export async function loadHubCalibration(
   tok: TextTokenizer,
   opts: HubCalibrationOptions = {},
 ): Promise<Calibration> {
-  const nsamples = opts.nsamples ?? 128, seqlen = opts.seqlen ?? 2048, seed = opts.seed ?? 0;
-  if (!Number.isInteger(nsamples) || nsamples < 1) {
-    throw new GptqError("INVALID_ARGUMENT", `nsamples must be a positive integer, got ${nsamples}`);
-  }
-  if (!Number.isInteger(seqlen) || seqlen < 2) {
-    throw new GptqError("INVALID_ARGUMENT", `seqlen must be an integer ≥ 2, got ${seqlen}`);
-  }
+  const { nsamples, seqlen, seed } = calibrationParams(opts);
   const ds = checkName(name === "c4-new" ? "c4" : name);
   const docs = await fetchDataset(ds, opts);
   const source = datasetUrl(ds, opts.baseUrl ?? hubEndpoint());
