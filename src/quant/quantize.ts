@@ -171,6 +171,12 @@ export interface QuantizeReport {
   backends: { forward: string; solver: string };
 }
 
+/** Order in which a block computes the inputs of its linears. */
+const INPUT_ORDER: readonly LinearInput[] = ["attn_in", "attn_out", "mlp_in", "mlp_mid"];
+
+/** Thrown by the Hessian hook to stop a block's forward once a group has its inputs. */
+const STOP_BLOCK = Symbol("stop block");
+
 interface Journal {
   fingerprint: string;
   finished: number;
@@ -447,15 +453,23 @@ export async function quantizeModel(
               },
             );
           };
+          // The block only needs to run until the last input this group reads
+          // (inputs appear in the order attn_in, attn_out, mlp_in, mlp_mid).
+          const last = INPUT_ORDER.filter((i) => inputs.has(i)).at(-1)!;
           for (let s = 0; s < xs.length; s++) {
-            runBlock(ctx, block, xs[s]!, lengths[s]!, kCache, vCache, 0, (input, x, rows) => {
-              if (!inputs.has(input)) return;
-              try {
-                accs.get(input)!.add(x, 1, rows);
-              } catch (e) {
-                throw inputError(e, input, layer, s);
-              }
-            });
+            try {
+              runBlock(ctx, block, xs[s]!, lengths[s]!, kCache, vCache, 0, (input, x, rows) => {
+                if (!inputs.has(input)) return;
+                try {
+                  accs.get(input)!.add(x, 1, rows);
+                } catch (e) {
+                  throw inputError(e, input, layer, s);
+                }
+                if (input === last) throw STOP_BLOCK;
+              });
+            } catch (e) {
+              if (e !== STOP_BLOCK) throw e;
+            }
           }
           const hs = new Map<LinearInput, Float32Array>();
           for (const [k, a] of accs) {
