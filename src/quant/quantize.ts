@@ -45,7 +45,7 @@ import {
 import type { Kernels } from "../runtime/kernels.ts";
 import { createTsKernels } from "../runtime/ts_kernels.ts";
 import { loadCalibration } from "./calibration.ts";
-import { createParallelGptq, type ParallelGptq } from "./_solver_pool.ts";
+import { createParallelGptq, type ParallelGptq, type PreparedLayer } from "./_solver_pool.ts";
 import {
   createWasmSolver,
   type GptqSolveOptions,
@@ -476,6 +476,7 @@ export async function quantizeModel(
             hs.set(k, a.h());
             a.free();
           }
+          let prepared = null as { input: LinearInput; layer: PreparedLayer } | null;
           for (const l of linSpecs) {
             const path = `${folder.arch.blockPrefix}.${layer}.${l.name}`;
             const K = l.inFeatures(c), N = l.outFeatures(c);
@@ -511,11 +512,15 @@ export async function quantizeModel(
             const h = hs.get(l.input)!;
             const ts = performance.now();
             const rtn = solver.rtn(W, N, K, solveOpts);
-            const r = opts.method === "rtn"
-              ? rtn
-              : pool
-              ? await pool.gptq(W, N, K, h, solveOpts, path)
-              : solver.gptq(W, N, K, h, solveOpts, path);
+            let r;
+            if (opts.method === "rtn") r = rtn;
+            else if (pool) {
+              // Modules that read the same input (q/k/v, up/gate) share one prepared Hessian.
+              if (prepared?.input !== l.input) {
+                prepared = { input: l.input, layer: await pool.prepare(h, K, solveOpts, path) };
+              }
+              r = await pool.quantize(prepared.layer, W, N, { name: path });
+            } else r = solver.gptq(W, N, K, h, solveOpts, path);
             rep.seconds = (performance.now() - ts) / 1000;
             const errs = await hessianErrors(W, [r.q, rtn.q], h, N, K);
             Object.assign(rep, {
