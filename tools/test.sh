@@ -16,7 +16,6 @@ export PATH="$(dirname "$DENO"):$PATH"
 
 step "setup: rust toolchain for wasm32 (rustc-web) and wasm-bindgen-cli"
 bash tools/setup_rust.sh
-export PATH="$HOME/.cargo/bin:$PATH"
 
 step "wasm: committed output matches the sources (rebuild and compare)"
 deno task check:wasm

@@ -9,6 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { GptqError } from "../errors.ts";
+import type { BackendName } from "../runtime/backend.ts";
 
 /** One option of a sub-command. */
 export interface OptionSpec {
@@ -121,6 +122,28 @@ export function commandHelp(cmd: Command): string {
   return lines.join("\n");
 }
 
+function boundedOption(
+  args: ParsedArgs,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  integer: boolean,
+): number {
+  const v = args.values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  const ok = typeof v === "string" && v.trim() !== "" &&
+    (integer ? Number.isInteger(n) : Number.isFinite(n)) && n >= min && n <= max;
+  if (!ok) {
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `--${name} must be ${integer ? "an integer" : "a number"} in [${min}, ${max}], got '${v}'`,
+    );
+  }
+  return n;
+}
+
 /**
  * Reads a string option as an integer within bounds.
  *
@@ -138,16 +161,7 @@ export function intOption(
   min = -Infinity,
   max = Infinity,
 ): number {
-  const v = args.values[name];
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (typeof v !== "string" || !Number.isInteger(n) || n < min || n > max) {
-    throw new GptqError(
-      "INVALID_ARGUMENT",
-      `--${name} must be an integer in [${min}, ${max}], got '${v}'`,
-    );
-  }
-  return n;
+  return boundedOption(args, name, fallback, min, max, true);
 }
 
 /**
@@ -167,14 +181,22 @@ export function numberOption(
   min = -Infinity,
   max = Infinity,
 ): number {
-  const v = args.values[name];
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-    throw new GptqError(
-      "INVALID_ARGUMENT",
-      `--${name} must be a number in [${min}, ${max}], got '${v}'`,
-    );
-  }
-  return n;
+  return boundedOption(args, name, fallback, min, max, false);
+}
+
+/** The `--backend` option shared by the commands that run a model. */
+export const BACKEND_OPTION: OptionSpec = {
+  type: "string",
+  valueName: "NAME",
+  description: "compute backend: auto (default: WASM SIMD, else TypeScript), wasm or typescript",
+};
+
+/**
+ * Reads `--backend` (validated by `selectKernels`).
+ *
+ * @param args Parsed arguments.
+ * @returns The requested backend.
+ */
+export function backendOption(args: ParsedArgs): BackendName {
+  return (args.values.backend as BackendName | undefined) ?? "auto";
 }

@@ -6,10 +6,9 @@
  */
 
 import { fsError, GptqError } from "../errors.ts";
-import { CausalLM } from "../runtime/model.ts";
+import { loadModel } from "../load_model.ts";
 import { perplexity } from "../runtime/perplexity.ts";
-import { type BackendName, selectKernels } from "../runtime/backend.ts";
-import { type Command, intOption } from "./_command.ts";
+import { BACKEND_OPTION, backendOption, type Command, intOption } from "./_command.ts";
 import { startProgress } from "./_progress.ts";
 
 /** The `eval` command. */
@@ -34,11 +33,7 @@ export const evalCommand: Command = {
       description: "window length (default 2048, or the model's context if shorter)",
     },
     "max-samples": { type: "string", valueName: "N", description: "evaluate at most N windows" },
-    backend: {
-      type: "string",
-      valueName: "NAME",
-      description: "auto (default), wasm or typescript",
-    },
+    backend: BACKEND_OPTION,
   },
   async run(args, io) {
     const model = args.positionals[0];
@@ -57,15 +52,14 @@ export const evalCommand: Command = {
     } catch (e) {
       throw fsError(e, dataset);
     }
-    const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
-    const lm = await CausalLM.load(model, { kernels: backend.kernels });
-    io.stderr(`${backend.description}\n`);
+    const m = await loadModel(model, { backend: backendOption(args) });
+    const { lm, tokenizer: tok } = m;
+    io.stderr(`${m.backend}\n`);
     try {
       const seqlen = intOption(args, "seqlen", Math.min(2048, lm.config.maxPositions), 2);
       const maxSamples = args.values["max-samples"] === undefined
         ? undefined
         : intOption(args, "max-samples", 0, 1);
-      const tok = await lm.folder.tokenizer();
       const t0 = performance.now();
       const ids = tok.encode(text, { addSpecialTokens: false });
       const tokMs = performance.now() - t0;
@@ -82,7 +76,7 @@ export const evalCommand: Command = {
       const report = {
         model,
         dataset,
-        backend: backend.kernels.name,
+        backend: lm.ctx.kernels.name,
         ...r,
         tokensPerSecond: (r.windows * r.seqlen) / secs,
         seconds: secs,
@@ -97,7 +91,7 @@ export const evalCommand: Command = {
       }
       return 0;
     } finally {
-      lm.close();
+      m.close();
     }
   },
 };

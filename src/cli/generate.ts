@@ -6,10 +6,15 @@
  */
 
 import { GptqError } from "../errors.ts";
-import { CausalLM } from "../runtime/model.ts";
-import { type GenerateStats, generateText } from "../runtime/generate.ts";
-import { type BackendName, selectKernels } from "../runtime/backend.ts";
-import { type Command, intOption, numberOption } from "./_command.ts";
+import { loadModel } from "../load_model.ts";
+import type { GenerateStats } from "../runtime/generate.ts";
+import {
+  BACKEND_OPTION,
+  backendOption,
+  type Command,
+  intOption,
+  numberOption,
+} from "./_command.ts";
 
 /** The `generate` command. */
 export const generateCommand: Command = {
@@ -45,11 +50,7 @@ export const generateCommand: Command = {
       description: "nucleus sampling threshold (1 = off)",
     },
     seed: { type: "string", valueName: "S", description: "sampling seed (default 0)" },
-    backend: {
-      type: "string",
-      valueName: "NAME",
-      description: "auto (default), wasm or typescript",
-    },
+    backend: BACKEND_OPTION,
   },
   async run(args, io) {
     const model = args.positionals[0];
@@ -66,11 +67,9 @@ export const generateCommand: Command = {
       seed: intOption(args, "seed", 0),
     };
     const prompt = (args.values.prompt as string | undefined) ?? "";
-    const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
-    const lm = await CausalLM.load(model, { kernels: backend.kernels });
-    io.stderr(`${backend.description}\n`);
+    const m = await loadModel(model, { backend: backendOption(args) });
+    io.stderr(`${m.backend}\n`);
     try {
-      const tok = await lm.folder.tokenizer();
       const stats: GenerateStats = {
         promptTokens: 0,
         newTokens: 0,
@@ -80,7 +79,7 @@ export const generateCommand: Command = {
       };
       let text = "";
       if (!io.json) io.stdout(prompt);
-      for await (const piece of generateText(lm, tok, prompt, opts, stats)) {
+      for await (const piece of m.generate(prompt, opts, stats)) {
         text += piece;
         if (!io.json) io.stdout(piece);
       }
@@ -89,7 +88,7 @@ export const generateCommand: Command = {
       if (io.json) {
         io.stdout(
           JSON.stringify(
-            { prompt, text, ...stats, prefillTps, decodeTps, backend: backend.kernels.name },
+            { prompt, text, ...stats, prefillTps, decodeTps, backend: m.lm.ctx.kernels.name },
             null,
             2,
           ) + "\n",
@@ -105,7 +104,7 @@ export const generateCommand: Command = {
       }
       return 0;
     } finally {
-      lm.close();
+      m.close();
     }
   },
 };

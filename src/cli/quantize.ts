@@ -7,8 +7,14 @@
 
 import { GptqError } from "../errors.ts";
 import { quantizeModel } from "../quant/quantize.ts";
-import { type BackendName, selectKernels } from "../runtime/backend.ts";
-import { type Command, intOption, numberOption } from "./_command.ts";
+import { selectKernels } from "../runtime/backend.ts";
+import {
+  BACKEND_OPTION,
+  backendOption,
+  type Command,
+  intOption,
+  numberOption,
+} from "./_command.ts";
 import { startProgress } from "./_progress.ts";
 
 function methodOption(v: unknown): "gptq" | "rtn" {
@@ -103,11 +109,7 @@ export const quantizeCommand: Command = {
     },
     resume: { type: "boolean", description: "continue a killed run from its last finished block" },
     force: { type: "boolean", description: "replace an existing output folder" },
-    backend: {
-      type: "string",
-      valueName: "NAME",
-      description: "forward-pass backend: auto (default), wasm, typescript",
-    },
+    backend: BACKEND_OPTION,
   },
   async run(args, io) {
     const model = args.positionals[0];
@@ -148,7 +150,7 @@ export const quantizeCommand: Command = {
     if (groupSize === 0 || groupSize < -1) {
       throw new GptqError("INVALID_ARGUMENT", "--group-size must be -1 or positive");
     }
-    const backend = await selectKernels((args.values.backend as BackendName | undefined) ?? "auto");
+    const backend = await selectKernels(backendOption(args));
     let bar: ReturnType<typeof startProgress> | null = null;
     const report = await quantizeModel(model, out, {
       bits,

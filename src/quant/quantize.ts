@@ -43,7 +43,7 @@ import {
   runBlock,
 } from "../runtime/model.ts";
 import type { Kernels } from "../runtime/kernels.ts";
-import { createTsKernels } from "../runtime/ts_kernels.ts";
+import { createTsKernels, transpose } from "../runtime/ts_kernels.ts";
 import { loadCalibration } from "./calibration.ts";
 import { createParallelGptq, type ParallelGptq, type PreparedLayer } from "./_solver_pool.ts";
 import {
@@ -185,18 +185,6 @@ interface Journal {
   modules: ModuleReport[];
   blockSeconds: number[];
   lengths: number[];
-}
-
-function transposeU8(a: Uint8Array, R: number, C: number): Uint8Array {
-  const out = new Uint8Array(R * C);
-  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = a[r * C + c]!;
-  return out;
-}
-
-function transposeF32(a: Float32Array, R: number, C: number): Float32Array {
-  const out = new Float32Array(R * C);
-  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = a[r * C + c]!;
-  return out;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -493,7 +481,7 @@ export async function quantizeModel(
               continue;
             }
             const raw = await folder.readFloat32(`${path}.weight`);
-            const W = l.layout === "conv1d" ? transposeF32(raw, K, N) : raw;
+            const W = l.layout === "conv1d" ? transpose(raw, K, N) : raw;
             for (let i = 0; i < W.length; i++) {
               if (!Number.isFinite(W[i]!)) {
                 throw new GptqError(
@@ -545,11 +533,8 @@ export async function quantizeModel(
             );
             // Pack: codes [N,K] → [K,N]; zeros [N,G] → [G,N].
             const G = r.G;
-            const zeros = new Uint32Array(G * N);
-            for (let n = 0; n < N; n++) {
-              for (let g = 0; g < G; g++) zeros[g * N + n] = r.zero[n * G + g]!;
-            }
-            const qweight = packQWeight(transposeU8(r.codes, N, K), K, N, bits as 2 | 3 | 4 | 8);
+            const zeros = Uint32Array.from(transpose(r.zero, N, G));
+            const qweight = packQWeight(transpose(r.codes, N, K), K, N, bits as 2 | 3 | 4 | 8);
             const qzeros = packQZeros(zeros, G, N, bits as 2 | 3 | 4 | 8, format, {
               allowOverflow: format === "gptq",
             });

@@ -69,19 +69,22 @@ export function* generateTokens(
   let logits = lm.forward(prompt, cache, { lastOnly: true });
   st.prefillMs = performance.now() - t0;
   t0 = performance.now();
-  for (let i = 0; i < maxNew && cache.length < cap + 1; i++) {
-    const id = pick(logits.subarray(logits.length - lm.config.vocabSize));
-    if (eos.has(id)) {
-      st.stop = "eos";
-      break;
+  try {
+    for (let i = 0; i < maxNew; i++) {
+      const id = pick(logits.subarray(logits.length - lm.config.vocabSize));
+      if (eos.has(id)) {
+        st.stop = "eos";
+        break;
+      }
+      st.newTokens++;
+      yield id;
+      if (cache.length >= cap) break;
+      logits = lm.forward([id], cache);
     }
-    st.newTokens++;
-    yield id;
-    if (cache.length >= cap) break;
-    logits = lm.forward([id], cache);
+  } finally {
+    // Also runs when the consumer stops iterating early.
     st.decodeMs = performance.now() - t0;
   }
-  st.decodeMs = performance.now() - t0;
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 
 import { GptqError } from "../errors.ts";
-import { toFloat32 } from "../io/dtype.ts";
+import { DTYPE_SIZE, toFloat32 } from "../io/dtype.ts";
 import type { RawTensor } from "../io/safetensors.ts";
 import { ModelFolder } from "../io/model_folder.ts";
 import type { ModelConfig } from "../io/hf_config.ts";
@@ -341,18 +341,17 @@ export interface LoadModelOptions {
 /** A table whose rows are converted to float32 on lookup (embeddings). */
 class RowTable {
   readonly #raw: RawTensor;
-  readonly #cols: number;
-  readonly #size: number;
   constructor(raw: RawTensor) {
     this.#raw = raw;
-    this.#cols = raw.shape[1]!;
-    this.#size = raw.data.byteLength / (raw.shape[0]! * this.#cols);
   }
   get rows(): number {
     return this.#raw.shape[0]!;
   }
+  get cols(): number {
+    return this.#raw.shape[1]!;
+  }
   row(i: number): Float32Array {
-    const bytes = this.#cols * this.#size;
+    const bytes = this.cols * DTYPE_SIZE[this.#raw.dtype];
     return toFloat32(this.#raw.data.subarray(i * bytes, (i + 1) * bytes), this.#raw.dtype);
   }
 }
@@ -504,7 +503,7 @@ export class CausalLM {
    */
   embed(ids: ArrayLike<number>, past: number): Float32Array {
     const T = ids.length, c = this.config;
-    const E = this.#embed.row(0).length;
+    const E = this.#embed.cols;
     let x: Float32Array = new Float32Array(T * E);
     for (let t = 0; t < T; t++) {
       const id = ids[t]!;

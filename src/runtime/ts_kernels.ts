@@ -26,8 +26,11 @@ interface DenseF32 extends LinearHandle {
   bias: Float32Array | null;
 }
 
+/** Typed arrays {@linkcode transpose} works on. */
+export type Matrix = Float32Array | Uint8Array | Uint32Array | Int32Array;
+
 /**
- * Transposes a row-major `[R, C]` float32 matrix.
+ * Transposes a row-major `[R, C]` matrix into a new array of the same type.
  *
  * @example
  * ```ts
@@ -40,8 +43,8 @@ interface DenseF32 extends LinearHandle {
  * @param C Columns.
  * @returns `[C, R]`.
  */
-export function transpose(a: Float32Array, R: number, C: number): Float32Array {
-  const out = new Float32Array(R * C);
+export function transpose<T extends Matrix>(a: T, R: number, C: number): T {
+  const out = new (a.constructor as new (n: number) => T)(R * C);
   for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = a[r * C + c]!;
   return out;
 }

@@ -70,6 +70,23 @@ function withBufs<T>(arrays: Float32Array[], f: (bufs: glue.F32Buf[]) => T): T {
   }
 }
 
+/** Runs `f` on wasm copies of `inputs` and a fresh `outLen` output buffer; returns the output. */
+function compute(
+  inputs: Float32Array[],
+  outLen: number,
+  f: (bufs: glue.F32Buf[], out: glue.F32Buf) => void,
+): Float32Array {
+  const out = new glue.F32Buf(outLen);
+  try {
+    return withBufs(inputs, (bufs) => {
+      f(bufs, out);
+      return out.to_vec();
+    });
+  } finally {
+    out.free();
+  }
+}
+
 function act(name: string): string {
   const k = ACT[name];
   if (!k) {
@@ -208,20 +225,14 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
       if (!l.w) throw new Error("bug: linear used after release");
       const sw = l.helper, nh = l.nh, N = l.N;
       if (sw) sw.begin(l.handle, x, M, l.K, N - nh);
-      const y = new glue.F32Buf(M * N);
       let out: Float32Array;
       try {
-        out = withBufs([x], ([xb]) => {
-          glue.Kernels.matmul(xb!, M, l.w!, 0, nh, y, 0, N);
-          return y.to_vec();
-        });
+        out = compute([x], M * N, ([xb], y) => glue.Kernels.matmul(xb!, M, l.w!, 0, nh, y, 0, N));
       } catch (e) {
         try {
           sw?.finish();
         } catch { /* report the first error */ }
         throw e;
-      } finally {
-        y.free();
       }
       if (sw) {
         sw.finish();
@@ -243,26 +254,18 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
       closeHelper();
     },
     rmsNorm(x, M, H, weight, eps) {
-      const out = new glue.F32Buf(M * H);
-      try {
-        return withBufs([x, weight], ([xb, wb]) => {
-          glue.Kernels.rms_norm(xb!, M, wb!, eps, out);
-          return out.to_vec();
-        });
-      } finally {
-        out.free();
-      }
+      return compute(
+        [x, weight],
+        M * H,
+        ([xb, wb], out) => glue.Kernels.rms_norm(xb!, M, wb!, eps, out),
+      );
     },
     layerNorm(x, M, H, weight, bias, eps) {
-      const out = new glue.F32Buf(M * H);
-      try {
-        return withBufs([x, weight, bias ?? new Float32Array(0)], ([xb, wb, bb]) => {
-          glue.Kernels.layer_norm(xb!, M, wb!, bb!, eps, out);
-          return out.to_vec();
-        });
-      } finally {
-        out.free();
-      }
+      return compute(
+        [x, weight, bias ?? new Float32Array(0)],
+        M * H,
+        ([xb, wb, bb], out) => glue.Kernels.layer_norm(xb!, M, wb!, bb!, eps, out),
+      );
     },
     rope(x, T, heads, headDim, rotaryDim, positions, invFreq) {
       for (let t = 1; t < T; t++) {
@@ -276,16 +279,13 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
       });
     },
     attention(q, T, Hq, Hkv, D, kCache, vCache, past) {
-      const out = new glue.F32Buf(T * Hq * D);
       const n = (past + T) * Hkv * D;
-      try {
-        return withBufs([q, kCache.subarray(0, n), vCache.subarray(0, n)], ([qb, kb, vb]) => {
-          glue.Kernels.attention(qb!, T, Hq, D, kb!, vb!, Hkv, past, 1 / Math.sqrt(D), out);
-          return out.to_vec();
-        });
-      } finally {
-        out.free();
-      }
+      return compute(
+        [q, kCache.subarray(0, n), vCache.subarray(0, n)],
+        T * Hq * D,
+        ([qb, kb, vb], out) =>
+          glue.Kernels.attention(qb!, T, Hq, D, kb!, vb!, Hkv, past, 1 / Math.sqrt(D), out),
+      );
     },
     activate(x, name) {
       const kind = act(name);
