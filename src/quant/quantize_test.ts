@@ -82,3 +82,56 @@ Deno.test("quantize: tiny llama with AutoGPTQ's settings and calibration ids is 
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+// Why the golden comparison above is on quality and not on logits within 2%:
+// on this model GPTQ's discrete rounding decisions cascade, so a perturbation
+// of the Hessians at the level of float summation order (1e-5 relative, a few
+// ulps of f32 accumulation over 2048 tokens) already moves the logits by more
+// than 2%. Any re-implementation that does not reproduce torch's exact
+// summation order lands at this distance from AutoGPTQ's checkpoint.
+Deno.test("quantize: GPTQ on the tiny llama is chaotic at float-rounding level (noise floor of the golden comparison)", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const { createWasmSolver } = await import("./solver.ts");
+    const { mulberry32 } = await import("../runtime/sample.ts");
+    const cal = await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "calibration_ids");
+    const input = (await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "input_ids"))[0]!;
+    const { kernels } = await selectKernels("auto");
+    const base = await createWasmSolver();
+    const run = async (dir: string, eps: number): Promise<Float32Array> => {
+      const rnd = mulberry32(7);
+      const solver: typeof base = {
+        ...base,
+        gptq(W, N, K, h, o, name) {
+          const H = h.slice();
+          for (let i = 0; i < K; i++) {
+            for (let j = 0; j <= i; j++) {
+              H[i * K + j]! *= 1 + eps * (2 * rnd() - 1);
+              H[j * K + i] = H[i * K + j]!;
+            }
+          }
+          return base.gptq(W, N, K, H, o, name);
+        },
+      };
+      await quantizeModel(`${GOLD}llama`, dir, {
+        bits: 4,
+        group_size: 32,
+        dataset: cal,
+        model_seqlen: 128,
+      }, { kernels, solver });
+      const lm = await CausalLM.load(dir, { kernels });
+      try {
+        return lm.forward(input, lm.newCache(input.length));
+      } finally {
+        lm.close();
+      }
+    };
+    const clean = await run(`${tmp}/a`, 0);
+    const noisy = await run(`${tmp}/b`, 1e-5);
+    const d = relL2(noisy, clean);
+    console.log(`1e-5 relative Hessian noise moves the logits by ${(d * 100).toFixed(2)}%`);
+    assert.ok(d > 0.02, `expected > 2%, got ${(d * 100).toFixed(2)}%`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
