@@ -189,7 +189,21 @@ function handle(req: WorkerRequest): [unknown, Transferable[]] {
       const q = new Float32Array(rows * K), codes = new Uint8Array(rows * K);
       const scale = new Float32Array(rows * G), zero = new Float32Array(rows * G);
       const t0 = performance.now();
-      const loss = prep.quantize_rows(req.w, rows, q, codes, scale, zero);
+      // At most ~32 MiB of W per call: the wasm memory never shrinks, so it
+      // only ever holds one chunk of W, Q and codes (rows are independent).
+      const step = Math.max(1, Math.floor((1 << 23) / K));
+      let loss = 0;
+      for (let r0 = 0; r0 < rows; r0 += step) {
+        const r1 = Math.min(rows, r0 + step);
+        loss += prep.quantize_rows(
+          req.w.subarray(r0 * K, r1 * K),
+          r1 - r0,
+          q.subarray(r0 * K, r1 * K),
+          codes.subarray(r0 * K, r1 * K),
+          scale.subarray(r0 * G, r1 * G),
+          zero.subarray(r0 * G, r1 * G),
+        );
+      }
       const reply: QuantizeReply = {
         q,
         codes,

@@ -199,7 +199,17 @@ export async function createWasmSolver(): Promise<QuantBackend> {
         const G = prep.num_groups;
         const q = new Float32Array(N * K), codes = new Uint8Array(N * K);
         const scale = new Float32Array(N * G), zero = new Float32Array(N * G);
-        const loss = prep.quantize_rows(w, N, q, codes, scale, zero);
+        let loss = 0;
+        for (const [r0, r1] of rowChunks(N, K)) {
+          loss += prep.quantize_rows(
+            w.subarray(r0 * K, r1 * K),
+            r1 - r0,
+            q.subarray(r0 * K, r1 * K),
+            codes.subarray(r0 * K, r1 * K),
+            scale.subarray(r0 * G, r1 * G),
+            zero.subarray(r0 * G, r1 * G),
+          );
+        }
         return {
           q,
           codes,
@@ -224,19 +234,21 @@ export async function createWasmSolver(): Promise<QuantBackend> {
       const q = new Float32Array(N * K), codes = new Uint8Array(N * K);
       const scale = new Float32Array(N * G), zero = new Float32Array(N * G);
       try {
-        glue.rtn_quantize(
-          w,
-          N,
-          K,
-          o.bits,
-          o.group_size,
-          o.sym,
-          o.mse ?? false,
-          q,
-          codes,
-          scale,
-          zero,
-        );
+        for (const [r0, r1] of rowChunks(N, K)) {
+          glue.rtn_quantize(
+            w.subarray(r0 * K, r1 * K),
+            r1 - r0,
+            K,
+            o.bits,
+            o.group_size,
+            o.sym,
+            o.mse ?? false,
+            q.subarray(r0 * K, r1 * K),
+            codes.subarray(r0 * K, r1 * K),
+            scale.subarray(r0 * G, r1 * G),
+            zero.subarray(r0 * G, r1 * G),
+          );
+        }
       } catch (e) {
         wrap(e);
       }
@@ -245,6 +257,17 @@ export async function createWasmSolver(): Promise<QuantBackend> {
       return { q, codes, scale, zero, gIdx, G, loss: NaN, dampUsed: NaN, deadColumns: 0 };
     },
   };
+}
+
+/**
+ * Row ranges of at most ~32 MiB of `W` each. Rows are quantized
+ * independently, so chunking is bit-identical; it bounds what the wasm memory
+ * (which never shrinks) must hold at once to one chunk of `W`, `Q` and codes
+ * instead of whole 11008×4096 layers.
+ */
+function* rowChunks(N: number, K: number): Generator<[number, number]> {
+  const rows = Math.max(1, Math.floor((1 << 23) / K));
+  for (let r0 = 0; r0 < N; r0 += rows) yield [r0, Math.min(N, r0 + rows)];
 }
 
 /**
