@@ -57,6 +57,8 @@ export * from "./src/runtime/backend.ts";
 export * from "./src/runtime/generate.ts";
 export * from "./src/runtime/sample.ts";
 export * from "./src/runtime/perplexity.ts";
+export * from "./src/serve/server.ts";
+export * from "./src/serve/chat_template.ts";
 export * from "./src/quant/quantize.ts";
 export * from "./src/quant/solver.ts";
 export * from "./src/quant/calibration.ts";

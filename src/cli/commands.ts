@@ -11,11 +11,13 @@ import { convertCommand } from "./convert.ts";
 import { evalCommand } from "./eval.ts";
 import { generateCommand } from "./generate.ts";
 import { quantizeCommand } from "./quantize.ts";
+import { serveCommand } from "./serve.ts";
 
 /** Every sub-command. */
 export const COMMANDS: Command[] = [
   quantizeCommand,
   generateCommand,
+  serveCommand,
   evalCommand,
   inspectCommand,
   convertCommand,

@@ -1,0 +1,139 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * `cli.ts serve MODEL [--port 8080] [--host 127.0.0.1]`: an OpenAI-compatible
+ * HTTP server (`/v1/completions`, `/v1/chat/completions`, `/v1/models`,
+ * `/health`). Runs until SIGINT or SIGTERM.
+ *
+ * @module
+ */
+
+import { GptqError } from "../errors.ts";
+import { loadModel } from "../load_model.ts";
+import { loadChatTemplate } from "../serve/chat_template.ts";
+import { serve } from "../serve/server.ts";
+import { BACKEND_OPTION, backendOption, type Command, intOption } from "./_command.ts";
+
+/** The `serve` command. */
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "serve a model over an OpenAI-compatible HTTP API (completions, chat, streaming)",
+  usage:
+    "serve MODEL [--port 8080] [--host 127.0.0.1] [--model-name NAME] [--chat-template FILE] " +
+    "[--max-body-bytes 1048576] [--max-prompt-tokens N] [--max-tokens-limit N]",
+  examples: [
+    "serve ./stories260K-hf --port 8080",
+    "serve ./Qwen2-0.5B-Instruct-GPTQ --host 0.0.0.0 --port 8000 --max-tokens-limit 512",
+  ],
+  options: {
+    port: {
+      type: "string",
+      valueName: "PORT",
+      description: "TCP port, 0 = any free one (default 8080)",
+    },
+    host: {
+      type: "string",
+      valueName: "HOST",
+      description: "interface to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)",
+    },
+    "model-name": {
+      type: "string",
+      valueName: "NAME",
+      description: "the model id clients use (default: the folder's name)",
+    },
+    "chat-template": {
+      type: "string",
+      valueName: "FILE",
+      description:
+        "a Jinja chat template (.jinja, or JSON with chat_template) replacing the model's",
+    },
+    "max-body-bytes": {
+      type: "string",
+      valueName: "N",
+      description: "largest request body; larger ones get 413 (default 1048576)",
+    },
+    "max-prompt-tokens": {
+      type: "string",
+      valueName: "N",
+      description: "longest prompt in tokens; longer ones get 400 (default: the model's context)",
+    },
+    "max-tokens-limit": {
+      type: "string",
+      valueName: "N",
+      description: "largest max_tokens a request may ask for, else 400 (default: the context)",
+    },
+    backend: BACKEND_OPTION,
+  },
+  async run(args, io) {
+    const dir = args.positionals[0];
+    if (dir === undefined || args.positionals.length !== 1) {
+      throw new GptqError("INVALID_ARGUMENT", "serve takes exactly one MODEL folder", {
+        hint: "usage: deno run -A cli.ts serve MODEL [--port 8080]",
+      });
+    }
+    const port = intOption(args, "port", 8080, 0, 65535);
+    const hostname = (args.values.host as string | undefined) ?? "127.0.0.1";
+    const maxBodyBytes = intOption(args, "max-body-bytes", 1 << 20, 1);
+    const maxPromptTokens = intOption(args, "max-prompt-tokens", Infinity, 1);
+    const maxTokensLimit = intOption(args, "max-tokens-limit", Infinity, 1);
+    const base = dir.replace(/\/+$/, "");
+    const modelId = (args.values["model-name"] as string | undefined) ??
+      (base.split("/").pop() || base);
+    const chatTemplate = await loadChatTemplate(
+      base,
+      args.values["chat-template"] as string | undefined,
+    );
+    const model = await loadModel(base, { backend: backendOption(args) });
+    io.stderr(`${model.backend}\n`);
+    io.stderr(
+      chatTemplate
+        ? `chat template: ${chatTemplate.source}\n`
+        : "no chat template: /v1/chat/completions will answer 400 (pass --chat-template FILE)\n",
+    );
+    const ctx = model.lm.config.maxPositions;
+    const ac = new AbortController();
+    const stop = () => ac.abort();
+    const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+    for (const s of signals) Deno.addSignalListener(s, stop);
+    try {
+      let server: Deno.HttpServer<Deno.NetAddr>;
+      try {
+        server = serve({
+          model,
+          modelId,
+          chatTemplate,
+          maxBodyBytes,
+          maxPromptTokens: Math.min(maxPromptTokens, ctx),
+          maxTokensLimit: Math.min(maxTokensLimit, ctx),
+          port,
+          hostname,
+          signal: ac.signal,
+          log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`),
+          onListen: (addr) => {
+            const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+            const url = `http://${host}:${addr.port}`;
+            io.stderr(`serving '${modelId}' (context ${ctx} tokens); listening on ${url}\n`);
+            if (io.json) {
+              io.stdout(JSON.stringify({ url, model: modelId, backend: model.backend }) + "\n");
+            }
+          },
+        });
+      } catch (e) {
+        if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.AddrNotAvailable) {
+          throw new GptqError("INVALID_ARGUMENT", `cannot listen on ${hostname}:${port}`, {
+            hint: e instanceof Deno.errors.AddrInUse
+              ? "the port is in use: pick another with --port (0 = any free port)"
+              : "the address is not one of this machine's: check --host",
+            cause: e,
+          });
+        }
+        throw e;
+      }
+      await server.finished;
+      io.stderr("server stopped\n");
+      return 0;
+    } finally {
+      for (const s of signals) Deno.removeSignalListener(s, stop);
+      model.close();
+    }
+  },
+};
