@@ -52,6 +52,7 @@ export * from "./src/gptq/quant_linear.ts";
 export * from "./src/inspect.ts";
 export * from "./src/load_model.ts";
 export * from "./src/runtime/model.ts";
+export * from "./src/runtime/quant_load.ts";
 export * from "./src/runtime/kernels.ts";
 export * from "./src/runtime/backend.ts";
 export * from "./src/runtime/generate.ts";

@@ -10,12 +10,20 @@ import type { TextTokenizer } from "./io/tokenizer.ts";
 import { type BackendName, selectKernels } from "./runtime/backend.ts";
 import { type GenerateOptions, type GenerateStats, generateText } from "./runtime/generate.ts";
 import { CausalLM } from "./runtime/model.ts";
+import type { ZeroFormat } from "./gptq/pack.ts";
 import { perplexity, type PerplexityOptions, type PerplexityResult } from "./runtime/perplexity.ts";
 
 /** Options of {@linkcode loadModel}. */
 export interface LoadOptions {
   /** `auto` (WASM SIMD, else TypeScript), `wasm` or `typescript`. */
   backend?: BackendName;
+  /**
+   * Forces the GPTQ zero-point convention (`gptq` = v1, `gptq_v2`) instead of
+   * deciding from the config and the stored zeros.
+   */
+  zeroFormat?: ZeroFormat;
+  /** Receives loading warnings (default: printed on stderr). */
+  onWarning?: (message: string) => void;
 }
 
 /** A loaded model with its tokenizer. */
@@ -66,7 +74,11 @@ export interface Model {
  */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
   const choice = await selectKernels(opts.backend ?? "auto");
-  const lm = await CausalLM.load(dir, { kernels: choice.kernels });
+  const lm = await CausalLM.load(dir, {
+    kernels: choice.kernels,
+    ...(opts.zeroFormat ? { zeroFormat: opts.zeroFormat } : {}),
+    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+  });
   const tokenizer = await lm.folder.tokenizer();
   return {
     lm,

@@ -191,6 +191,36 @@ export const BACKEND_OPTION: OptionSpec = {
   description: "compute backend: auto (default: WASM SIMD, else TypeScript), wasm or typescript",
 };
 
+/** `--zero-format`, shared by the commands that load a model. */
+export const ZERO_FORMAT_OPTION: OptionSpec = {
+  type: "string",
+  valueName: "FORMAT",
+  description: "force GPTQ zero points: gptq (v1) or gptq_v2 (default: from the config, checked " +
+    "against the stored zeros)",
+};
+
+/**
+ * Reads `--zero-format`.
+ *
+ * @example
+ * ```ts ignore
+ * const f = zeroFormatOption(args); // "gptq" | "gptq_v2" | undefined
+ * ```
+ *
+ * @param args Parsed arguments.
+ * @returns The forced format, or `undefined`.
+ */
+export function zeroFormatOption(args: ParsedArgs): "gptq" | "gptq_v2" | undefined {
+  const v = args.values["zero-format"];
+  if (v === undefined) return undefined;
+  if (v !== "gptq" && v !== "gptq_v2") {
+    throw new GptqError("INVALID_ARGUMENT", `--zero-format must be gptq or gptq_v2, got '${v}'`, {
+      hint: "use gptq for v1 zero points (AutoGPTQ's default) or gptq_v2 (GPTQModel's)",
+    });
+  }
+  return v;
+}
+
 /**
  * Reads `--backend` (validated by `selectKernels`).
  *

@@ -8,7 +8,14 @@
 import { fsError, GptqError } from "../errors.ts";
 import { loadModel } from "../load_model.ts";
 import { perplexity } from "../runtime/perplexity.ts";
-import { BACKEND_OPTION, backendOption, type Command, intOption } from "./_command.ts";
+import {
+  BACKEND_OPTION,
+  backendOption,
+  type Command,
+  intOption,
+  ZERO_FORMAT_OPTION,
+  zeroFormatOption,
+} from "./_command.ts";
 import { startProgress } from "./_progress.ts";
 
 /** The `eval` command. */
@@ -34,6 +41,7 @@ export const evalCommand: Command = {
     },
     "max-samples": { type: "string", valueName: "N", description: "evaluate at most N windows" },
     backend: BACKEND_OPTION,
+    "zero-format": ZERO_FORMAT_OPTION,
   },
   async run(args, io) {
     const model = args.positionals[0];
@@ -52,7 +60,10 @@ export const evalCommand: Command = {
     } catch (e) {
       throw fsError(e, dataset);
     }
-    const m = await loadModel(model, { backend: backendOption(args) });
+    const m = await loadModel(model, {
+      backend: backendOption(args),
+      ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
+    });
     const { lm, tokenizer: tok } = m;
     io.stderr(`${m.backend}\n`);
     try {

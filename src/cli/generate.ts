@@ -14,6 +14,8 @@ import {
   type Command,
   intOption,
   numberOption,
+  ZERO_FORMAT_OPTION,
+  zeroFormatOption,
 } from "./_command.ts";
 
 /** The `generate` command. */
@@ -51,6 +53,7 @@ export const generateCommand: Command = {
     },
     seed: { type: "string", valueName: "S", description: "sampling seed (default 0)" },
     backend: BACKEND_OPTION,
+    "zero-format": ZERO_FORMAT_OPTION,
   },
   async run(args, io) {
     const model = args.positionals[0];
@@ -67,7 +70,10 @@ export const generateCommand: Command = {
       seed: intOption(args, "seed", 0),
     };
     const prompt = (args.values.prompt as string | undefined) ?? "";
-    const m = await loadModel(model, { backend: backendOption(args) });
+    const m = await loadModel(model, {
+      backend: backendOption(args),
+      ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
+    });
     io.stderr(`${m.backend}\n`);
     try {
       const stats: GenerateStats = {

@@ -11,7 +11,14 @@ import { GptqError } from "../errors.ts";
 import { loadModel } from "../load_model.ts";
 import { loadChatTemplate } from "../serve/chat_template.ts";
 import { serve } from "../serve/server.ts";
-import { BACKEND_OPTION, backendOption, type Command, intOption } from "./_command.ts";
+import {
+  BACKEND_OPTION,
+  backendOption,
+  type Command,
+  intOption,
+  ZERO_FORMAT_OPTION,
+  zeroFormatOption,
+} from "./_command.ts";
 
 /** The `serve` command. */
 export const serveCommand: Command = {
@@ -62,6 +69,7 @@ export const serveCommand: Command = {
       description: "largest max_tokens a request may ask for, else 400 (default: the context)",
     },
     backend: BACKEND_OPTION,
+    "zero-format": ZERO_FORMAT_OPTION,
   },
   async run(args, io) {
     const dir = args.positionals[0];
@@ -82,7 +90,10 @@ export const serveCommand: Command = {
       base,
       args.values["chat-template"] as string | undefined,
     );
-    const model = await loadModel(base, { backend: backendOption(args) });
+    const model = await loadModel(base, {
+      backend: backendOption(args),
+      ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
+    });
     io.stderr(`${model.backend}\n`);
     io.stderr(
       chatTemplate

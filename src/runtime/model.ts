@@ -16,9 +16,10 @@ import type { RawTensor } from "../io/safetensors.ts";
 import { ModelFolder } from "../io/model_folder.ts";
 import type { ModelConfig } from "../io/hf_config.ts";
 import type { ArchSpec, LinearSpec, NormSpec } from "../arch/spec.ts";
-import { isBits } from "../gptq/pack.ts";
+import { isBits, type ZeroFormat } from "../gptq/pack.ts";
 import { readQuantLinear } from "../gptq/quant_linear.ts";
 import type { Kernels, LinearHandle } from "./kernels.ts";
+import { resolveZeroFormat, type ZeroFormatDecision } from "./quant_load.ts";
 import { ropeInvFreq } from "./rope.ts";
 import { createTsKernels } from "./ts_kernels.ts";
 
@@ -104,6 +105,17 @@ export interface BlockContext {
   arch: ArchSpec;
   /** RoPE inverse frequencies, or null for learned positions. */
   invFreq: Float32Array | null;
+  /**
+   * The zero-point convention of a GPTQ model, decided once by
+   * {@linkcode resolveZeroFormat} (by {@linkcode CausalLM.load}, or by the
+   * first {@linkcode loadBlock} that meets a quantized layer).
+   */
+  zeroFormat?: ZeroFormatDecision;
+}
+
+/** Prints a loading warning on stderr (the default `onWarning`). */
+function warnOnStderr(message: string): void {
+  console.warn(`warning: ${message}`);
 }
 
 /**
@@ -172,11 +184,15 @@ export async function loadBlock(
           file: folder.quant!.source,
         });
       }
-      const tensors = await readQuantLinear(folder, folder.storedName(path), q.bits, folder.dir, {
-        groupSize: q.group_size,
-      });
-      const format = q.checkpoint_format === "gptq_v2" ? "gptq_v2" : "gptq";
-      linears.set(l.name, kernels.linearFromGptq({ tensors, format }));
+      ctx.zeroFormat ??= await resolveZeroFormat(folder, { onWarning: warnOnStderr });
+      const tensors = await readQuantLinear(
+        folder,
+        folder.storedName(path),
+        q.bits,
+        folder.info(`${path}.qweight`).file,
+        { groupSize: q.group_size },
+      );
+      linears.set(l.name, kernels.linearFromGptq({ tensors, format: ctx.zeroFormat.format }));
     } else {
       const w = await folder.read(`${path}.weight`);
       const bias = l.bias(config) ? await folder.readFloat32(`${path}.bias`) : null;
@@ -336,6 +352,13 @@ export interface LoadModelOptions {
   kernels?: Kernels;
   /** Load the decoder blocks (default true); false gives embeddings only, for streaming work. */
   blocks?: boolean;
+  /**
+   * GPTQ zero-point convention to use whatever the config and the stored
+   * zeros say; default: decided by {@linkcode resolveZeroFormat}.
+   */
+  zeroFormat?: ZeroFormat;
+  /** Receives loading warnings (config/weights disagreements); default: `warning: …` on stderr. */
+  onWarning?: (message: string) => void;
 }
 
 /** A table whose rows are converted to float32 on lookup (embeddings). */
@@ -423,6 +446,12 @@ export class CausalLM {
       : dirOrFolder;
     const kernels = opts.kernels ?? createTsKernels();
     const ctx = blockContext(folder, kernels);
+    if (folder.quant && folder.quantizedModules().length > 0) {
+      ctx.zeroFormat = await resolveZeroFormat(folder, {
+        onWarning: opts.onWarning ?? warnOnStderr,
+        ...(opts.zeroFormat ? { force: opts.zeroFormat } : {}),
+      });
+    }
     const { arch, config } = folder;
     const blocks: BlockWeights[] = [];
     if (opts.blocks !== false) {

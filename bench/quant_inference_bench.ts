@@ -1,0 +1,475 @@
+// Copyright 2026 the GPTQ toolkit authors. MIT license.
+/**
+ * Quantized CPU inference benchmark: prefill and decode tokens/s of a model
+ * with Llama-7B layer shapes (hidden 4096, intermediate 11008, 32 heads, 32
+ * KV heads) and random weights, stored three ways:
+ *
+ * - fp16 weights;
+ * - GPTQ 4-bit, group 128, sym, v1 zeros, no act-order (`g_idx = k / 128`);
+ * - the same with act-order: `g_idx[perm[i]] = floor(i / 128)` for a random
+ *   permutation per linear, `desc_act: true` in the config.
+ *
+ * The vocabulary is 4096 (Llama's is 32000) so that the untied `lm_head`
+ * (4096×4096, 4 % of a layer) does not dominate a model of few layers; it
+ * stays fp16 in every variant, as GPTQ checkpoints keep it. GPTQ codes are
+ * uniform random 4-bit values packed with `src/gptq/pack.ts` (no solver:
+ * speed does not depend on the values); scales are random fp16 around 0.003.
+ *
+ * Each model is loaded with the default backend (`selectKernels("auto")`,
+ * what `loadModel` uses), timed on a prompt (prefill, one forward of P
+ * tokens, best of two) and D decode steps of one token each (greedy). "Bytes/token" is
+ * what the backend holds for the linears (sum of `LinearHandle.bytes`, LM
+ * head included): a batch-1 decode step reads all of it once, so
+ * bytes/token × tokens/s is the achieved weight bandwidth. It is compared
+ * with the machine's copy bandwidth, measured in the same run by copying a
+ * 1 GiB typed array with `TypedArray.set` on one thread (best of several; a
+ * copy moves 2 bytes per byte copied, read + write), the practical ceiling
+ * of memory traffic and so of batch-1 decode.
+ *
+ * ```sh
+ * deno run -A bench/quant_inference_bench.ts              # layers: enough for 4-bit > 1.25 × L3
+ * deno run -A bench/quant_inference_bench.ts --layers 4   # fixed depth
+ * deno run -A bench/quant_inference_bench.ts --quick      # 2 layers, fewer tokens
+ * ```
+ *
+ * @module
+ */
+
+import { writeSafetensors } from "../src/io/safetensors_writer.ts";
+import type { NamedTensor } from "../src/io/safetensors_writer.ts";
+import type { RawTensor } from "../src/io/safetensors.ts";
+import { gIdxForGroups, packQWeight, packQZeros, scalesToF16 } from "../src/gptq/pack.ts";
+import { selectKernels } from "../src/runtime/backend.ts";
+import type { Kernels, LinearHandle, QuantLinearSource } from "../src/runtime/kernels.ts";
+import { CausalLM } from "../src/runtime/model.ts";
+
+const t0Total = performance.now();
+const QUICK = Deno.args.includes("--quick");
+const H = 4096, I = 11008, HEADS = 32, VOCAB = 4096, GROUP = 128;
+const PROMPT = QUICK ? 16 : 64;
+const DECODE = QUICK ? 4 : 16;
+
+// ---------------------------------------------------------------- machine
+function readText(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+}
+function cpuModel(): string {
+  const m = /model name\s*:\s*(.+)/.exec(readText("/proc/cpuinfo") ?? "");
+  return m ? m[1]!.trim() : "unknown CPU";
+}
+/** The last-level cache size in bytes from sysfs, or NaN. */
+function l3Bytes(): number {
+  const s = readText("/sys/devices/system/cpu/cpu0/cache/index3/size")?.trim();
+  const m = s ? /^(\d+)([KMG]?)$/.exec(s) : null;
+  if (!m) return NaN;
+  return Number(m[1]) * ({ "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[m[2]!] ?? 1);
+}
+function rssBytes(): number {
+  return Deno.memoryUsage().rss;
+}
+
+const fmt = (v: number, d = 1): string => Number.isFinite(v) ? v.toFixed(d) : "n/a";
+const gb = (b: number, d = 2): string => fmt(b / 1e9, d);
+function row(cells: (string | number)[], widths: number[]): string {
+  return cells.map((c, i) => {
+    const s = String(c);
+    return i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!);
+  }).join("  ");
+}
+
+// ---------------------------------------------------------------- layers
+/** 4-bit g128 bytes of one layer: codes + fp16 scales + zeros + g_idx. */
+const LAYER_PARAMS = 4 * H * H + 3 * H * I;
+const Q4_LAYER_BYTES = LAYER_PARAMS / 2 + (LAYER_PARAMS / GROUP) * (2 + 0.5) +
+  4 * (4 * H + 2 * H + I);
+const L3 = l3Bytes();
+function chooseLayers(): { layers: number; why: string } {
+  const li = Deno.args.indexOf("--layers");
+  if (li >= 0) {
+    const n = Number(Deno.args[li + 1]);
+    if (!Number.isInteger(n) || n < 1) {
+      console.error("error: --layers needs a positive integer");
+      Deno.exit(2);
+    }
+    return { layers: n, why: "--layers" };
+  }
+  if (QUICK) return { layers: 2, why: "--quick" };
+  if (!Number.isFinite(L3)) return { layers: 4, why: "L3 size unknown; default 4" };
+  const n = Math.min(8, Math.max(2, Math.ceil((1.25 * L3) / Q4_LAYER_BYTES)));
+  return {
+    layers: n,
+    why: `4-bit weights ≥ 1.25 × L3 (${gb(L3)} GB) so decode streams from DRAM, capped at 8`,
+  };
+}
+const { layers: LAYERS, why: LAYERS_WHY } = chooseLayers();
+
+// ---------------------------------------------------------------- random data
+let seed = 0x9e3779b9;
+function rnd(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return seed >>> 0;
+}
+
+/** f16 bit patterns of 256 values spread like N(0, std) (logistic quantiles). */
+function randomF16(n: number, std: number): Uint16Array {
+  const table = new Uint16Array(256);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  for (let i = 0; i < 256; i++) {
+    const p = (i + 0.5) / 256;
+    f[0] = (std * 1.7 * Math.log(p / (1 - p))) / 3;
+    const b = u[0]!, sign = (b >>> 16) & 0x8000;
+    const e = ((b >>> 23) & 0xff) - 127 + 15, man = (b >>> 13) & 0x3ff;
+    table[i] = e <= 0 ? sign : sign | (e << 10) | man;
+  }
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i += 4) {
+    const r = rnd();
+    out[i] = table[r & 255]!;
+    out[i + 1] = table[(r >>> 8) & 255]!;
+    out[i + 2] = table[(r >>> 16) & 255]!;
+    out[i + 3] = table[r >>> 24]!;
+  }
+  return out;
+}
+
+function bytesOf(a: Uint16Array | Int32Array | Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** One layer's linears: [module, N, K]. */
+const LINEARS: [string, number, number][] = [
+  ["self_attn.q_proj", H, H],
+  ["self_attn.k_proj", H, H],
+  ["self_attn.v_proj", H, H],
+  ["self_attn.o_proj", H, H],
+  ["mlp.gate_proj", I, H],
+  ["mlp.up_proj", I, H],
+  ["mlp.down_proj", H, I],
+];
+
+// ---------------------------------------------------------------- checkpoints
+type Variant = "fp16" | "gptq" | "gptq-act";
+
+async function writeConfigs(dir: string, variant: Variant): Promise<void> {
+  const quant = {
+    bits: 4,
+    group_size: GROUP,
+    damp_percent: 0.01,
+    desc_act: variant === "gptq-act",
+    static_groups: false,
+    sym: true,
+    true_sequential: true,
+    model_name_or_path: null,
+    model_file_base_name: "model",
+    quant_method: "gptq",
+    checkpoint_format: "gptq",
+  };
+  const config = {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: H,
+    intermediate_size: I,
+    num_attention_heads: HEADS,
+    num_key_value_heads: HEADS,
+    head_dim: H / HEADS,
+    num_hidden_layers: LAYERS,
+    vocab_size: VOCAB,
+    max_position_embeddings: 2048,
+    hidden_act: "silu",
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000.0,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    tie_word_embeddings: false,
+    attention_bias: false,
+    mlp_bias: false,
+    dtype: "float16",
+    ...(variant === "fp16" ? {} : { quantization_config: quant }),
+  };
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config, null, 2));
+  if (variant !== "fp16") {
+    await Deno.writeTextFile(`${dir}/quantize_config.json`, JSON.stringify(quant, null, 2));
+  }
+}
+
+/** Packed tensors for one linear shape, shared by every layer (values do not matter for speed). */
+interface PackedShape {
+  qweight: Uint8Array;
+  qzeros: Uint8Array;
+  scales: Uint8Array;
+}
+
+function packShape(N: number, K: number): PackedShape {
+  const G = K / GROUP;
+  const codes = new Uint8Array(K * N);
+  for (let i = 0; i < codes.length; i += 4) {
+    const r = rnd();
+    codes[i] = r & 15;
+    codes[i + 1] = (r >>> 8) & 15;
+    codes[i + 2] = (r >>> 16) & 15;
+    codes[i + 3] = (r >>> 24) & 15;
+  }
+  const scale = new Float32Array(N * G);
+  for (let i = 0; i < scale.length; i++) scale[i] = 0.003 * (0.5 + rnd() / 2 ** 32);
+  return {
+    qweight: bytesOf(packQWeight(codes, K, N, 4)),
+    qzeros: bytesOf(packQZeros(new Uint8Array(G * N).fill(8), G, N, 4, "gptq")),
+    scales: bytesOf(scalesToF16(scale, N, G)),
+  };
+}
+
+/** Act-order g_idx: `g_idx[perm[i]] = floor(i / group)` for a random permutation. */
+function actOrderGIdx(K: number): Int32Array {
+  const perm = new Int32Array(K).map((_, i) => i);
+  for (let i = K - 1; i > 0; i--) {
+    const j = rnd() % (i + 1);
+    const t = perm[i]!;
+    perm[i] = perm[j]!;
+    perm[j] = t;
+  }
+  const g = new Int32Array(K);
+  for (let i = 0; i < K; i++) g[perm[i]!] = Math.floor(i / GROUP);
+  return g;
+}
+
+async function writeModel(dir: string, variant: Variant): Promise<number> {
+  await writeConfigs(dir, variant);
+  const f16 = (name: string, shape: number[], data: Uint8Array): NamedTensor => ({
+    name,
+    dtype: "F16",
+    shape,
+    data,
+  });
+  // fp16 tensors are windows into one random pool.
+  const pool = randomF16(H * I + 4096, 0.02);
+  const win = (n: number, off: number) => bytesOf(pool.subarray(off % 4096, (off % 4096) + n));
+  const ones = bytesOf(new Uint16Array(H).fill(0x3c00));
+  const packed = new Map<string, PackedShape>();
+  async function* tensors(): AsyncGenerator<NamedTensor> {
+    yield f16("model.embed_tokens.weight", [VOCAB, H], win(VOCAB * H, 0));
+    for (let l = 0; l < LAYERS; l++) {
+      const p = `model.layers.${l}`;
+      yield f16(`${p}.input_layernorm.weight`, [H], ones);
+      yield f16(`${p}.post_attention_layernorm.weight`, [H], ones);
+      for (const [m, N, K] of LINEARS) {
+        if (variant === "fp16") {
+          yield f16(`${p}.${m}.weight`, [N, K], win(N * K, 7 * l + m.length));
+          continue;
+        }
+        const key = `${N}x${K}`;
+        let s = packed.get(key);
+        if (!s) packed.set(key, s = packShape(N, K));
+        const G = K / GROUP;
+        const gIdx = variant === "gptq-act" ? actOrderGIdx(K) : gIdxForGroups(K, GROUP);
+        yield { name: `${p}.${m}.qweight`, dtype: "I32", shape: [K / 8, N], data: s.qweight };
+        yield { name: `${p}.${m}.qzeros`, dtype: "I32", shape: [G, N / 8], data: s.qzeros };
+        yield f16(`${p}.${m}.scales`, [G, N], s.scales);
+        yield { name: `${p}.${m}.g_idx`, dtype: "I32", shape: [K], data: bytesOf(gIdx) };
+      }
+    }
+    yield f16("model.norm.weight", [H], ones);
+    yield f16("lm_head.weight", [VOCAB, H], win(VOCAB * H, 97));
+  }
+  const path = `${dir}/model.safetensors`;
+  await writeSafetensors(path, tensors(), { format: "pt" });
+  return (await Deno.stat(path)).size;
+}
+
+// ---------------------------------------------------------------- copy bandwidth
+/** Best single-threaded `TypedArray.set` copy rate of 1 GiB, in bytes copied per second. */
+function copyBandwidth(): number {
+  const n = 2 ** 30;
+  const src = new Uint8Array(n), dst = new Uint8Array(n);
+  for (let i = 0; i < n; i += 4096) src[i] = i & 255;
+  dst.set(src); // fault the pages in
+  let best = Infinity;
+  for (let r = 0; r < (QUICK ? 3 : 5); r++) {
+    const t = performance.now();
+    dst.set(src);
+    best = Math.min(best, performance.now() - t);
+  }
+  return n / (best / 1000);
+}
+
+// ---------------------------------------------------------------- measurement
+interface Result {
+  label: string;
+  fileBytes: number;
+  heldBytes: number;
+  gptqLinears: number;
+  loadS: number;
+  rss: number;
+  prefillTps: number;
+  decodeTps: number;
+  backend: string;
+}
+
+function argmax(v: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
+  return best;
+}
+
+async function measure(dir: string, label: string, fileBytes: number): Promise<Result> {
+  const choice = await selectKernels("auto");
+  const base = choice.kernels;
+  let heldBytes = 0, gptqLinears = 0;
+  // Count what the backend holds per linear (each is read once per decoded token).
+  const kernels: Kernels = {
+    ...base,
+    linearFromDense(w: RawTensor, bias: Float32Array | null, transposed: boolean): LinearHandle {
+      const h = base.linearFromDense(w, bias, transposed);
+      heldBytes += h.bytes;
+      return h;
+    },
+    linearFromGptq(q: QuantLinearSource): LinearHandle {
+      const h = base.linearFromGptq(q);
+      heldBytes += h.bytes;
+      gptqLinears++;
+      return h;
+    },
+  };
+  let t = performance.now();
+  const lm = await CausalLM.load(dir, { kernels });
+  const loadS = (performance.now() - t) / 1000;
+  const rss = rssBytes();
+  try {
+    lm.forward([5, 6], lm.newCache(2)); // warm-up
+    const prompt = Array.from({ length: PROMPT }, (_, i) => 3 + ((i * 7919) % (VOCAB - 3)));
+    // Prefill: best of two (one under --quick) fresh forwards; the last cache goes on to decode.
+    let prefillS = Infinity;
+    let cache = lm.newCache(PROMPT + DECODE);
+    let logits: Float32Array = new Float32Array();
+    for (let rep = 0; rep < (QUICK ? 1 : 2); rep++) {
+      cache = lm.newCache(PROMPT + DECODE);
+      t = performance.now();
+      logits = lm.forward(prompt, cache, { lastOnly: true });
+      prefillS = Math.min(prefillS, (performance.now() - t) / 1000);
+    }
+    t = performance.now();
+    for (let i = 0; i < DECODE; i++) logits = lm.forward([argmax(logits)], cache);
+    const decodeS = (performance.now() - t) / 1000;
+    return {
+      label,
+      fileBytes,
+      heldBytes,
+      gptqLinears,
+      loadS,
+      rss,
+      prefillTps: PROMPT / prefillS,
+      decodeTps: DECODE / decodeS,
+      backend: choice.description,
+    };
+  } finally {
+    lm.close();
+  }
+}
+
+// ---------------------------------------------------------------- main
+const load = readText("/proc/loadavg")?.split(" ").slice(0, 3).join(" ") ?? "n/a";
+console.log(`load average before the run: ${load} (other processes skew the timings)`);
+console.log(
+  `${cpuModel()}, ${navigator.hardwareConcurrency} cores, L3 ${gb(L3)} GB (sysfs)${
+    QUICK ? " [--quick]" : ""
+  }`,
+);
+console.log(
+  `model: Llama-7B layer shapes (hidden ${H}, intermediate ${I}, ${HEADS} heads), ${LAYERS} layers ` +
+    `(${LAYERS_WHY}), vocab ${VOCAB} (small, so lm_head stays ${
+      fmt((100 * VOCAB * H) / LAYER_PARAMS, 0)
+    }% of a layer; fp16 in every variant), random weights`,
+);
+const copy = copyBandwidth();
+console.log(
+  `copy bandwidth (1 thread, TypedArray.set of 1 GiB, best of ${QUICK ? 3 : 5}): ` +
+    `${gb(copy)} GB/s copied = ${gb(2 * copy)} GB/s of read + write traffic`,
+);
+console.log(`prompt ${PROMPT} tokens (one forward), then ${DECODE} greedy decode steps`);
+
+const variants: [Variant, string][] = [
+  ["fp16", "fp16 weights"],
+  ["gptq", "GPTQ 4-bit g128"],
+  ["gptq-act", "GPTQ 4-bit g128 act-order"],
+];
+const results: Result[] = [];
+const tmp = await Deno.makeTempDir({ prefix: "gptq-quant-bench-" });
+try {
+  for (const [variant, label] of variants) {
+    const dir = `${tmp}/${variant}`;
+    await Deno.mkdir(dir);
+    const t = performance.now();
+    const fileBytes = await writeModel(dir, variant);
+    console.log(
+      `  wrote ${label}: ${gb(fileBytes)} GB in ${fmt((performance.now() - t) / 1000)} s`,
+    );
+    const r = await measure(dir, label, fileBytes);
+    await Deno.remove(dir, { recursive: true });
+    console.log(
+      `  measured ${label}: ${r.backend}; ${r.gptqLinears} GPTQ linears; loaded in ${
+        fmt(r.loadS)
+      } s, RSS ${gb(r.rss)} GB`,
+    );
+    results.push(r);
+  }
+} finally {
+  await Deno.remove(tmp, { recursive: true });
+}
+
+console.log("");
+const W = [27, 8, 9, 10, 10, 9, 9, 8];
+console.log(
+  row([
+    "model",
+    "file GB",
+    "held GB",
+    "prefill/s",
+    "decode/s",
+    "GB/token",
+    "GB/s",
+    "%copy",
+  ], W),
+);
+for (const r of results) {
+  const bw = r.heldBytes * r.decodeTps;
+  console.log(row([
+    r.label,
+    gb(r.fileBytes),
+    gb(r.heldBytes),
+    fmt(r.prefillTps, 2),
+    fmt(r.decodeTps, 2),
+    gb(r.heldBytes),
+    gb(bw),
+    fmt((100 * bw) / (2 * copy)),
+  ], W));
+}
+const [fp, q, qa] = results as [Result, Result, Result];
+console.log(
+  `prefill/decode: tokens/s. held: bytes the backend keeps for all linears incl. lm_head ` +
+    `(= weight bytes streamed per decoded token). GB/s = GB/token × decode tokens/s; ` +
+    `%copy: of the copy's read + write traffic (${gb(2 * copy)} GB/s).`,
+);
+console.log(
+  `4-bit vs fp16 decode: g128 ×${fmt(q.decodeTps / fp.decodeTps, 2)}, act-order ×${
+    fmt(qa.decodeTps / fp.decodeTps, 2)
+  } (ideal from bytes: ×${
+    fmt(fp.heldBytes / (q.fileBytes - (fp.fileBytes - fp.heldBytes)), 2)
+  }); ` +
+    `prefill: g128 ×${fmt(q.prefillTps / fp.prefillTps, 2)}, act-order ×${
+      fmt(qa.prefillTps / fp.prefillTps, 2)
+    }`,
+);
+if (q.heldBytes > 1.5 * (q.fileBytes - (fp.fileBytes - fp.heldBytes))) {
+  console.log(
+    `note: the backend holds the GPTQ linears as ${gb(q.heldBytes)} GB, ×${
+      fmt(q.heldBytes / fp.heldBytes, 2)
+    } the fp16 model's ${gb(fp.heldBytes)} GB: it dequantizes at load, so decode streams ` +
+      `wider weights than fp16 and any gain over fp16 comes from a faster kernel, not from 4-bit.`,
+  );
+}
+console.log(`total ${fmt((performance.now() - t0Total) / 1000)} s`);
