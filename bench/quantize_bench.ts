@@ -7,6 +7,7 @@
  * deno run -A bench/quantize_bench.ts            # hidden 1024, intermediate 2752 (Llama-7B ÷ 4), 8×512 tokens
  * deno run -A bench/quantize_bench.ts --quick    # hidden 512, intermediate 1376 (÷ 8), 4×256 tokens
  * deno run -A bench/quantize_bench.ts --llama7b  # hidden 4096, intermediate 11008: hours today (see below)
+ * deno run -A bench/quantize_bench.ts --threads 1    # in-process solver: Hessian/GPTQ/RTN split
  * deno run -A bench/quantize_bench.ts --hidden 2048 --intermediate 5504 --nsamples 8 --seqlen 512 --layers 2
  * ```
  *
@@ -46,6 +47,8 @@ const layers = num("--layers", 2);
 const nsamples = num("--nsamples", quick ? 4 : 8);
 const seqlen = num("--seqlen", quick ? 256 : 512);
 const vocab = 1024;
+/** Solver Workers: 2 (the CLI's default) runs the real parallel path; 1 wraps the solver for a finer split. */
+const threads = num("--threads", 2);
 
 const dataDir = new URL("../../shared/data/", import.meta.url);
 const tmp = await Deno.makeTempDir({ prefix: "gptq-qbench-" });
@@ -181,7 +184,10 @@ console.log(
   `Llama-shaped model: ${layers} blocks, hidden ${hidden}, intermediate ${inter}, ${heads} heads, ` +
     `vocab ${vocab}, f16, ${mib(modelBytes)}; ${description}; solver ${timedSolver.name}`,
 );
-console.log(`calibration: ${nsamples} samples × ${seqlen} tokens; 4-bit g128 sym, true-sequential`);
+console.log(
+  `calibration: ${nsamples} samples × ${seqlen} tokens; 4-bit g128 sym, true-sequential; ` +
+    `solver on ${threads} Worker${threads === 1 ? " (in-process, timed)" : "s"}`,
+);
 const rssBefore = Deno.memoryUsage().rss;
 try {
   const rep = await quantizeModel(modelDir, outDir, {
@@ -192,24 +198,34 @@ try {
     model_seqlen: seqlen,
   }, {
     kernels: timedKernels,
-    solver: timedSolver,
+    ...(threads === 1 ? { solver: timedSolver } : { threads }),
     onBlock: (d, n) => console.log(`  block ${d}/${n} done`),
   });
   const blocks = rep.blockSeconds;
   const totalBlocks = blocks.reduce((a, b) => a + b, 0);
   const s = (ms: number) => ms / 1000;
-  const other = totalBlocks - s(time.forward + time.hessianAdd + time.gptq + time.rtn);
+  const solverMs = threads === 1
+    ? time.gptq + time.rtn
+    : 1000 * rep.modules.reduce((a, m) => a + (m.seconds ?? 0), 0);
+  const other = totalBlocks - s(time.forward + time.hessianAdd + solverMs);
   const pct = (x: number) => `${(100 * x / totalBlocks).toFixed(0)}%`;
   const outBytes = (await Deno.stat(`${outDir}/model.safetensors`)).size;
   console.log(`seconds per block: ${blocks.map((b) => b.toFixed(1)).join(", ")}`);
   console.log(`  forward (kernels)      ${s(time.forward).toFixed(1)} s  ${pct(s(time.forward))}`);
+  if (threads === 1) {
+    console.log(
+      `  Hessian accumulation   ${s(time.hessianAdd).toFixed(1)} s  ${pct(s(time.hessianAdd))}`,
+    );
+    console.log(`  GPTQ solver            ${s(time.gptq).toFixed(1)} s  ${pct(s(time.gptq))}`);
+    console.log(`  RTN (report)           ${s(time.rtn).toFixed(1)} s  ${pct(s(time.rtn))}`);
+  } else {
+    console.log(
+      `  GPTQ + RTN, ${threads} Workers ${s(solverMs).toFixed(1)} s  ${pct(s(solverMs))}`,
+    );
+  }
   console.log(
-    `  Hessian accumulation   ${s(time.hessianAdd).toFixed(1)} s  ${pct(s(time.hessianAdd))}`,
-  );
-  console.log(`  GPTQ solver            ${s(time.gptq).toFixed(1)} s  ${pct(s(time.gptq))}`);
-  console.log(`  RTN (report)           ${s(time.rtn).toFixed(1)} s  ${pct(s(time.rtn))}`);
-  console.log(
-    `  other (hessianError ×2, packing, journal I/O) ${other.toFixed(1)} s  ${pct(other)}`,
+    `  other (Hessians${threads === 1 ? "" : " incl."}, hessianError ×2, packing, journal I/O) ` +
+      `${other.toFixed(1)} s  ${pct(other)}`,
   );
   console.log(
     `total ${rep.seconds.toFixed(1)} s; peak RSS ${mib(rep.peakRssBytes)} (${

@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import { GptqError } from "../errors.ts";
 import { toFloat32 } from "../io/dtype.ts";
 import type { RawTensor } from "../io/safetensors.ts";
+import type { QuantLinearTensors } from "../gptq/quant_linear.ts";
 
 /** Storage dtypes the helper Worker keeps weights in. */
 export type HalfDType = "F32" | "F16" | "BF16";
@@ -76,6 +77,7 @@ export type PortMessage =
     transposed: boolean;
     bias: Float32Array | null;
   }
+  | ({ op: "loadGptq"; handle: number } & GptqHalf)
   | { op: "buffers"; x: SharedArrayBuffer; y: SharedArrayBuffer };
 
 /** The first message to the Worker (internal protocol). */
@@ -113,6 +115,34 @@ export interface HalfWeight {
   K: number;
   /** Whether `data` is `[K, rows]`. */
   transposed: boolean;
+  /** Bias of the half, or null. */
+  bias: Float32Array | null;
+}
+
+/**
+ * Output columns of a GPTQ linear to hand to the Worker (see
+ * {@linkcode sliceGptqHalf}): still packed; the Worker builds the fused
+ * kernel's layout from it (`WeightBuf.from_gptq`).
+ */
+export interface GptqHalf {
+  /** `[K·bits/32, N]` packed codes of the half's `N` columns (owned). */
+  qweight: Int32Array;
+  /** `[G, N·bits/32]` packed zeros (owned). */
+  qzeros: Int32Array;
+  /** `[G, N]` f16 scale bits (owned). */
+  scales: Uint16Array;
+  /** `[K]` group per input row, or empty for `k / (K/G)` (owned). */
+  gIdx: Int32Array;
+  /** Input features. */
+  K: number;
+  /** Output columns in the half. */
+  N: number;
+  /** Bit width. */
+  bits: number;
+  /** Whether zeros are stored as is ("gptq_v2") rather than `zero − 1`. */
+  v2: boolean;
+  /** Act-order handling: 0 auto, 1 reorder, 2 gather. */
+  mode: number;
   /** Bias of the half, or null. */
   bias: Float32Array | null;
 }
@@ -213,6 +243,96 @@ export function sliceHalf(
     transposed,
     bias: bias ? bias.slice(n0, n1) : null,
   };
+}
+
+/**
+ * Copies output columns `n0..n1` of a GPTQ linear for the Worker. Columns
+ * are cut from the packed tensors directly, so `n0` and `n1` must be
+ * multiples of 32 (where `qzeros` words begin).
+ *
+ * @example
+ * ```ts
+ * import { sliceGptqHalf } from "./_sync_pool.ts";
+ * import { packQWeight, packQZeros } from "../gptq/pack.ts";
+ * const K = 32, N = 64, codes = new Uint8Array(K * N).map((_, i) => i % 16);
+ * const t = {
+ *   qweight: packQWeight(codes, K, N, 4), qzeros: packQZeros(new Uint8Array(N).fill(8), 1, N, 4, "gptq"),
+ *   scales: new Uint16Array(N).fill(0x3c00), gIdx: null, bias: null, K, N, G: 1, bits: 4 as const,
+ * };
+ * const h = sliceGptqHalf(t, false, 0, 32, 64);
+ * console.log(h.N, h.qweight.length, h.qzeros.length); // 32 128 4
+ * ```
+ *
+ * @param t The layer's tensors.
+ * @param v2 Whether the zero format is "gptq_v2".
+ * @param mode Act-order handling: 0 auto, 1 reorder, 2 gather.
+ * @param n0 First output column (a multiple of 32).
+ * @param n1 End output column (a multiple of 32, at most N).
+ * @returns The half, in new buffers.
+ * @throws {GptqError} INVALID_ARGUMENT when the range is not on 32-column boundaries.
+ */
+export function sliceGptqHalf(
+  t: QuantLinearTensors,
+  v2: boolean,
+  mode: number,
+  n0: number,
+  n1: number,
+): GptqHalf {
+  const { K, N, G, bits } = t;
+  if (n0 % 32 !== 0 || n1 % 32 !== 0 || !(0 <= n0 && n0 <= n1 && n1 <= N)) {
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `GPTQ columns ${n0}..${n1} of ${N} are not on 32-column boundaries`,
+      { hint: "split GPTQ linears at multiples of 32 output columns" },
+    );
+  }
+  const cols = n1 - n0;
+  const rows = (K / 32) * bits;
+  const qweight = new Int32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    qweight.set(t.qweight.subarray(r * N + n0, r * N + n1), r * cols);
+  }
+  const zw = (N / 32) * bits, zc = (cols / 32) * bits, z0 = (n0 / 32) * bits;
+  const qzeros = new Int32Array(G * zc);
+  const scales = new Uint16Array(G * cols);
+  for (let g = 0; g < G; g++) {
+    qzeros.set(t.qzeros.subarray(g * zw + z0, g * zw + z0 + zc), g * zc);
+    scales.set(t.scales.subarray(g * N + n0, g * N + n1), g * cols);
+  }
+  return {
+    qweight,
+    qzeros,
+    scales,
+    gIdx: t.gIdx ? t.gIdx.slice() : new Int32Array(0),
+    K,
+    N: cols,
+    bits,
+    v2,
+    mode,
+    bias: t.bias ? t.bias.slice(n0, n1) : null,
+  };
+}
+
+/**
+ * Bytes a half holds (what the Worker keeps, up to its layout's small
+ * tables).
+ *
+ * @example
+ * ```ts
+ * import { halfBytes } from "./_sync_pool.ts";
+ * console.log(halfBytes({ dtype: "F32", data: new ArrayBuffer(16), rows: 2, K: 2, transposed: false, bias: null })); // 16
+ * ```
+ *
+ * @param h A dense or GPTQ half.
+ * @returns Its byte size.
+ */
+export function halfBytes(h: HalfWeight | GptqHalf): number {
+  const b = h.bias ? h.bias.byteLength : 0;
+  if ("qweight" in h) {
+    return h.qweight.byteLength + h.qzeros.byteLength + h.scales.byteLength +
+      h.gIdx.byteLength + b;
+  }
+  return h.data.byteLength + b;
 }
 
 /**
@@ -332,15 +452,26 @@ export class SyncWorker {
    * const h = sw.load(sliceHalf(raw, bias, false, n0, N), "model.layers.0.mlp.up_proj.weight");
    * ```
    *
-   * @param w The half (its buffer is transferred).
+   * @param w The half (its buffers are transferred): dense, or GPTQ-packed
+   * ({@linkcode sliceGptqHalf}).
    * @param name Tensor name, for error messages.
    * @returns The Worker's handle for it.
    */
-  load(w: HalfWeight, name?: string): number {
+  load(w: HalfWeight | GptqHalf, name?: string): number {
     this.#sync();
     const handle = this.#nextHandle++;
-    const msg: PortMessage = { op: "load", handle, ...w };
-    this.#port.postMessage(msg, [w.data]);
+    if ("qweight" in w) {
+      const msg: PortMessage = { op: "loadGptq", handle, ...w };
+      this.#port.postMessage(msg, [
+        w.qweight.buffer,
+        w.qzeros.buffer,
+        w.scales.buffer,
+        w.gIdx.buffer,
+      ] as ArrayBuffer[]);
+    } else {
+      const msg: PortMessage = { op: "load", handle, ...w };
+      this.#port.postMessage(msg, [w.data]);
+    }
     this.#issue(OP.MESSAGE, handle, 0, `loading ${name ?? "a weight"} into the helper Worker`);
     this.#live++;
     return handle;

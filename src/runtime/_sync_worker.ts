@@ -1,7 +1,8 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 /**
  * The helper Worker of `_sync_pool.ts`: one wasm instance holding the second
- * half of the output rows of every large linear, started by
+ * half of the output rows of every large linear (dense, or GPTQ-packed: it
+ * builds the fused kernel's layout of its own columns), started by
  * `node:worker_threads` with an {@linkcode InitMessage} as `workerData`. It
  * never returns to its event loop: it sleeps in `Atomics.wait` on the
  * command word, runs each command, publishes the command's sequence number
@@ -22,7 +23,24 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-function loadWeight(m: Extract<PortMessage, { op: "load" }>): glue.WeightBuf {
+function loadWeight(m: Extract<PortMessage, { op: "load" | "loadGptq" }>): glue.WeightBuf {
+  if (m.op === "loadGptq") {
+    const w = glue.WeightBuf.from_gptq(
+      m.qweight,
+      m.qzeros,
+      m.scales,
+      m.gIdx,
+      m.K,
+      m.N,
+      m.bits,
+      m.v2,
+      0,
+      m.N,
+      m.mode,
+    );
+    if (m.bias) w.set_bias(m.bias);
+    return w;
+  }
   const { rows, K, transposed } = m;
   let w: glue.WeightBuf;
   if (m.dtype === "F32") {
@@ -106,7 +124,7 @@ function serve(init: InitMessage): void {
         linear(handle, ctl[CTL.M]!);
       } else if (op === OP.MESSAGE) {
         const m = receive();
-        if (m.op === "load") {
+        if (m.op === "load" || m.op === "loadGptq") {
           const w = loadWeight(m);
           weights.get(m.handle)?.free();
           weights.set(m.handle, w);

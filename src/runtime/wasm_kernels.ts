@@ -5,12 +5,16 @@
  * widened per tile inside the matmul); activations are copied in and out per
  * call.
  *
- * GPTQ linears are dequantized to f32 at load here (correct, not yet fused;
- * the fused dequant-matmul is planned).
+ * GPTQ linears stay packed (2/3/4/8 bits, f16 scales): the fused
+ * dequant-matmul (`runtime::qmatmul`) unpacks codes in registers for decode
+ * and dequantizes one cache tile at a time for prefill. Act-order `g_idx` is
+ * handled by reordering input rows by group at load (default) or by looking
+ * scales up per row ({@linkcode WasmKernelsOptions.actOrder}).
  *
  * With `threads: 2` (the default on machines with two or more cores) a large
- * linear (N·K ≥ 65536) is split by output rows: this thread keeps the first
- * half, one helper Worker (`_sync_pool.ts`) the second, and each call runs
+ * linear (N·K ≥ 65536) is split by output rows (GPTQ: at a multiple of 32):
+ * this thread keeps the first half, one helper Worker (`_sync_pool.ts`) the
+ * second, and each call runs
  * both halves at once, synchronously. Row splits are exact, so the output is
  * bit-identical to one thread. The Worker starts with the first split linear
  * and stops when the last one is released (or on `dispose()`).
@@ -21,12 +25,19 @@
 import { GptqError } from "../errors.ts";
 import { toFloat32 } from "../io/dtype.ts";
 import type { RawTensor } from "../io/safetensors.ts";
-import { dequantizeLinear } from "../gptq/quant_linear.ts";
 import { loadWasm, wasmModule } from "../wasm/mod.ts";
 import * as glue from "../wasm/_generated/gptq_wasm.internal.js";
 import type { Kernels, LinearHandle, QuantLinearSource } from "./kernels.ts";
 import { splitRows } from "./_matmul_pool.ts";
-import { helperUnavailable, sliceHalf, SyncWorker } from "./_sync_pool.ts";
+import {
+  type GptqHalf,
+  halfBytes,
+  type HalfWeight,
+  helperUnavailable,
+  sliceGptqHalf,
+  sliceHalf,
+  SyncWorker,
+} from "./_sync_pool.ts";
 
 interface WasmLinear extends LinearHandle {
   w: glue.WeightBuf | null;
@@ -47,7 +58,16 @@ export interface WasmKernelsOptions {
   threads?: number;
   /** Smallest `N·K` split across the threads (default 65536). */
   minSplit?: number;
+  /**
+   * How GPTQ act-order `g_idx` is handled: `"reorder"` sorts input rows by
+   * group at load and gathers `x` per call (ExLlama's way), `"gather"` looks
+   * scale and zero up per input row; `"auto"` (default) reorders unless
+   * padding groups to 32 rows would add more than 25% to K.
+   */
+  actOrder?: "auto" | "reorder" | "gather";
 }
+
+const ACT_ORDER = { auto: 0, reorder: 1, gather: 2 } as const;
 
 const ACT: Record<string, string> = {
   silu: "silu",
@@ -85,6 +105,10 @@ function compute(
   } finally {
     out.free();
   }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function act(name: string): string {
@@ -126,6 +150,12 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
     );
   }
   const minSplit = opts.minSplit ?? 1 << 16;
+  const actOrder = ACT_ORDER[opts.actOrder ?? "auto"];
+  if (actOrder === undefined) {
+    throw new GptqError("INVALID_ARGUMENT", `actOrder must be auto, reorder or gather`, {
+      hint: `got ${JSON.stringify(opts.actOrder)}`,
+    });
+  }
   // Without permission to load the Worker, quietly stay on one thread unless
   // two were asked for explicitly.
   let noHelper: string | null = requested < 2 ? "1 thread requested" : helperUnavailable();
@@ -148,15 +178,20 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
     }
     return helper;
   };
-  /** Builds this thread's part (rows 0..nh) and hands rows nh..N to the helper. */
+  /**
+   * Builds this thread's part (rows 0..nh) and hands rows nh..N to the
+   * helper; `align` > 0 puts the split at a multiple of `align` rows.
+   */
   const build = (
     N: number,
     K: number,
     bias: Float32Array | null,
     mine: (nh: number) => glue.WeightBuf,
-    theirs: (nh: number) => ReturnType<typeof sliceHalf>,
+    theirs: (nh: number) => HalfWeight | GptqHalf,
+    align = 0,
   ): WasmLinear => {
-    const nh = N * K >= minSplit && !noHelper ? splitRows(N, 2)[1]! : N;
+    const split = align > 0 ? Math.round(N / 2 / align) * align : splitRows(N, 2)[1]!;
+    const nh = N * K >= minSplit && !noHelper ? split : N;
     const sw = nh > 0 && nh < N ? getHelper() : null;
     const rows = sw ? nh : N;
     const w = mine(rows);
@@ -165,7 +200,7 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
     if (sw) {
       try {
         const half = theirs(rows);
-        bytes += half.data.byteLength + (half.bias ? half.bias.byteLength : 0);
+        bytes += halfBytes(half);
         handle = sw.load(half);
       } catch (e) {
         w.free();
@@ -205,20 +240,33 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
       return build(N, K, bias, mine, (nh) => sliceHalf(t, bias, transposed, nh, N));
     },
     linearFromGptq(q: QuantLinearSource) {
-      const f = dequantizeLinear(q.tensors, q.format);
-      const { N, K, bias } = q.tensors;
-      const raw: RawTensor = {
-        dtype: "F32",
-        shape: [N, K],
-        data: new Uint8Array(f.buffer, f.byteOffset, f.byteLength),
+      const t = q.tensors;
+      const { N, K, bias } = t;
+      const v2 = q.format === "gptq_v2";
+      const gIdx = t.gIdx ?? new Int32Array(0);
+      const mine = (rows: number): glue.WeightBuf => {
+        try {
+          return glue.WeightBuf.from_gptq(
+            t.qweight,
+            t.qzeros,
+            t.scales,
+            gIdx,
+            K,
+            N,
+            t.bits,
+            v2,
+            0,
+            rows,
+            actOrder,
+          );
+        } catch (e) {
+          throw new GptqError("GPTQ_FORMAT", `cannot load the quantized linear: ${errText(e)}`, {
+            hint: "the qweight/qzeros/scales/g_idx shapes must agree with bits and group size",
+            cause: e,
+          });
+        }
       };
-      return build(
-        N,
-        K,
-        bias,
-        (rows) => glue.WeightBuf.from_f32(rows === N ? f : f.subarray(0, rows * K), rows, K),
-        (nh) => sliceHalf(raw, bias, false, nh, N),
-      );
+      return build(N, K, bias, mine, (nh) => sliceGptqHalf(t, v2, actOrder, nh, N), 32);
     },
     linear(x, M, h) {
       const l = h as WasmLinear;

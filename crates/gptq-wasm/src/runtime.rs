@@ -15,11 +15,13 @@
 //! Work split between two Workers: one wasm instance per Worker; each holds
 //! only the rows of every weight it computes (`WeightBuf.from_f16(bits
 //! .subarray(n0 * k, n1 * k), n1 - n0, k)`, or `from_*_kn(.., n0, n1)` for
-//! GPT-2 `Conv1D`) and its own attention heads; halves of activations are
-//! exchanged with `F32Buf.read`/`write_2d`.
+//! GPT-2 `Conv1D`, or `from_gptq(.., n0, n1, ..)` for a GPTQ layer, built in
+//! Rust from the packed tensors) and its own attention heads; halves of
+//! activations are exchanged with `F32Buf.read`/`write_2d`.
 
 use gptq_core::runtime::{
-    activation, attention, matmul, norm, ops, rope, transpose, KernelError, Weights,
+    activation, attention, matmul, norm, ops, qmatmul, rope, transpose, KernelError, QMode,
+    QWeights, QuantTensors, Weights,
 };
 use wasm_bindgen::prelude::*;
 
@@ -200,11 +202,14 @@ enum Store {
     F32(Vec<f32>),
     F16(Vec<u16>),
     Bf16(Vec<u16>),
+    /// A GPTQ layer in the fused kernel's layout (boxed: it is large).
+    Gptq(Box<QWeights>),
 }
 
 /// A weight matrix `[n, k]` (rows = output features, like `nn.Linear`) kept
-/// in its storage dtype (f32, or f16/bf16 bit patterns), with an optional
-/// bias `[n]`. Also used for embedding tables (`[vocab, d]`).
+/// in its storage dtype (f32, or f16/bf16 bit patterns, or GPTQ-packed
+/// 2/3/4/8-bit codes, see `from_gptq`), with an optional bias `[n]`. Also
+/// used for embedding tables (`[vocab, d]`, not GPTQ).
 #[wasm_bindgen]
 pub struct WeightBuf {
     store: Store,
@@ -214,11 +219,15 @@ pub struct WeightBuf {
 }
 
 impl WeightBuf {
-    fn weights(&self) -> Weights<'_> {
+    /// The dense weights, or an error naming `what` for a GPTQ layer.
+    fn weights(&self, what: &str) -> Result<Weights<'_>, JsError> {
         match &self.store {
-            Store::F32(w) => Weights::F32(w),
-            Store::F16(w) => Weights::F16(w),
-            Store::Bf16(w) => Weights::Bf16(w),
+            Store::F32(w) => Ok(Weights::F32(w)),
+            Store::F16(w) => Ok(Weights::F16(w)),
+            Store::Bf16(w) => Ok(Weights::Bf16(w)),
+            Store::Gptq(_) => Err(JsError::new(&format!(
+                "{what}: a GPTQ-packed weight cannot be used here (only Kernels.matmul takes one)"
+            ))),
         }
     }
 
@@ -298,6 +307,63 @@ impl WeightBuf {
         Self::checked(Store::Bf16(t), len, n1 - n0, k, "from_bf16_kn")
     }
 
+    /// Output columns `n0..n1` of a GPTQ linear (`k` inputs, `n` outputs) in
+    /// the fused dequant-matmul layout: `qweight [k·bits/32, n]`, `qzeros
+    /// [G, n·bits/32]`, `scales [G, n]` (f16 bits), `g_idx [k]` (empty: none,
+    /// then `g = k / G`), `v2` for the "gptq_v2" zero format (else v1, stored
+    /// `zero − 1`). `mode`: 0 auto, 1 reorder rows by group (ExLlama), 2
+    /// gather scale/zero per row. The result has `n1 - n0` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_gptq(
+        qweight: &[i32],
+        qzeros: &[i32],
+        scales: &[u16],
+        g_idx: &[i32],
+        k: usize,
+        n: usize,
+        bits: u32,
+        v2: bool,
+        n0: usize,
+        n1: usize,
+        mode: u32,
+    ) -> Result<WeightBuf, JsError> {
+        let mode = QMode::from_code(mode).ok_or_else(|| {
+            JsError::new(&format!(
+                "WeightBuf.from_gptq: mode {mode} is not 0 (auto), 1 (reorder) or 2 (gather)"
+            ))
+        })?;
+        let t = QuantTensors {
+            qweight,
+            qzeros,
+            scales,
+            g_idx: if g_idx.is_empty() { None } else { Some(g_idx) },
+            k,
+            n,
+            bits,
+            v2,
+        };
+        let q = QWeights::new(&t, n0, n1, mode).map_err(jerr)?;
+        Ok(WeightBuf {
+            store: Store::Gptq(Box::new(q)),
+            n: n1 - n0,
+            k,
+            bias: None,
+        })
+    }
+
+    /// `"reorder"` or `"gather"` for a GPTQ weight (how act-order is
+    /// handled), `""` otherwise.
+    pub fn gptq_mode(&self) -> String {
+        match &self.store {
+            Store::Gptq(q) => match q.mode() {
+                QMode::Gather => "gather",
+                _ => "reorder",
+            },
+            _ => "",
+        }
+        .to_string()
+    }
+
     /// Attaches a bias of `n` values (f32), added by `Kernels.matmul`.
     pub fn set_bias(&mut self, bias: &[f32]) -> Result<(), JsError> {
         check(bias.len() == self.n, || {
@@ -321,14 +387,14 @@ impl WeightBuf {
         self.k
     }
 
-    /// Storage dtype: `"f32"`, `"f16"` or `"bf16"`.
+    /// Storage dtype: `"f32"`, `"f16"`, `"bf16"` or `"gptq2"`..`"gptq8"`.
     pub fn dtype(&self) -> String {
-        match self.store {
-            Store::F32(_) => "f32",
-            Store::F16(_) => "f16",
-            Store::Bf16(_) => "bf16",
+        match &self.store {
+            Store::F32(_) => "f32".to_string(),
+            Store::F16(_) => "f16".to_string(),
+            Store::Bf16(_) => "bf16".to_string(),
+            Store::Gptq(q) => format!("gptq{}", q.bits()),
         }
-        .to_string()
     }
 
     /// Bytes held in wasm memory (weights and bias).
@@ -336,6 +402,7 @@ impl WeightBuf {
         let w = match &self.store {
             Store::F32(w) => w.len() * 4,
             Store::F16(w) | Store::Bf16(w) => w.len() * 2,
+            Store::Gptq(q) => q.byte_len(),
         };
         w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
@@ -364,11 +431,26 @@ impl Kernels {
         check(n1 <= w.n, || {
             format!("matmul: rows {n0}..{n1} exceed the weight's {} rows", w.n)
         })?;
+        if let Store::Gptq(q) = &w.store {
+            return qmatmul(
+                &x.data,
+                m,
+                w.k,
+                q,
+                w.bias.as_deref(),
+                n0,
+                n1,
+                &mut y.data,
+                y_off,
+                ldy,
+            )
+            .map_err(jerr);
+        }
         matmul(
             &x.data,
             m,
             w.k,
-            w.weights(),
+            w.weights("matmul")?,
             w.bias.as_deref(),
             n0,
             n1,
@@ -381,7 +463,14 @@ impl Kernels {
 
     /// Embedding lookup: `out[t] = table[ids[t]]` (rows of `table.cols()`).
     pub fn embed(table: &WeightBuf, ids: &[u32], out: &mut F32Buf) -> Result<(), JsError> {
-        ops::embed(table.weights(), table.n, table.k, ids, &mut out.data).map_err(jerr)
+        ops::embed(
+            table.weights("embed")?,
+            table.n,
+            table.k,
+            ids,
+            &mut out.data,
+        )
+        .map_err(jerr)
     }
 
     /// RMSNorm of `rows` rows of `d = weight.len()`: `out = x / rms · weight`.

@@ -20,15 +20,15 @@ use super::{ensure, need, size, KernelError};
 
 /// Columns of `K` per packed tile (fits a 4×KC strip of `x` and an 8×KC
 /// panel in L1).
-const KC: usize = 256;
+pub(crate) const KC: usize = 256;
 /// Rows of `W` per packed tile (16 panels of 8).
 const NC: usize = 128;
 /// Rows of `x` per micro-kernel.
-const MR: usize = 4;
+pub(crate) const MR: usize = 4;
 /// Rows of `W` per micro-kernel (two 4-lane vectors).
-const NR: usize = 8;
+pub(crate) const NR: usize = 8;
 /// Below this many `x` rows the GEMV path is used.
-const GEMM_MIN_M: usize = 4;
+pub(crate) const GEMM_MIN_M: usize = 4;
 
 /// A weight matrix `[N, K]` borrowed in its storage dtype.
 ///
@@ -383,7 +383,7 @@ unsafe fn pack<K: Kind>(w: *const K::E, ldw: usize, rows: usize, kc: usize, pane
 /// `x + i*ldx + kk` readable for `i < ROWS`, `kk < kc`; `panel` holds
 /// `kc * NR` values.
 #[inline(always)]
-unsafe fn micro<const ROWS: usize>(
+pub(crate) unsafe fn micro<const ROWS: usize>(
     x: *const f32,
     ldx: usize,
     panel: *const f32,

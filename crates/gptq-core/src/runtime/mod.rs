@@ -8,6 +8,8 @@
 //!   f32, f16 or bf16 ([`Weights`]), converted to f32 per cache tile only.
 //!   GPT-2 `Conv1D` weights (stored `[K, N]`) are transposed once at load with
 //!   [`transpose`]; there is no transposed-weight kernel.
+//! - [`qmatmul()`]: the same with a GPTQ-packed `W` (2/3/4/8-bit codes, f16
+//!   scales, any `g_idx` order; [`QWeights`]), unpacked in registers.
 //! - [`norm`]: RMSNorm, LayerNorm.
 //! - [`activation`]: residual add, SiLU·mul, ReLU, GELU (tanh and erf), softmax.
 //! - [`rope`]: rotary embeddings (HF `rotate_half`, partial rotary, offsets).
@@ -34,10 +36,12 @@ pub mod attention;
 pub mod matmul;
 pub mod norm;
 pub mod ops;
+pub mod qmatmul;
 pub mod rope;
 mod simd;
 
 pub use matmul::{matmul, transpose, Weights};
+pub use qmatmul::{qmatmul, QMode, QWeights, QuantTensors};
 
 use core::fmt;
 

@@ -68,6 +68,21 @@ mod imp {
             F4(f32x4_add(self.0, o.0))
         }
         #[inline(always)]
+        pub fn sub(self, o: Self) -> Self {
+            F4(f32x4_sub(self.0, o.0))
+        }
+        /// Four `u8` at `p` widened to f32.
+        ///
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_u8(p: *const u8) -> Self {
+            let v = v128_load32_zero(p as *const u32);
+            F4(f32x4_convert_i32x4(u32x4_extend_low_u16x8(
+                u16x8_extend_low_u8x16(v),
+            )))
+        }
+        #[inline(always)]
         pub fn mul(self, o: Self) -> Self {
             F4(f32x4_mul(self.0, o.0))
         }
@@ -88,6 +103,47 @@ mod imp {
             let s = f32x4_add(self.0, i32x4_shuffle::<2, 3, 0, 1>(self.0, self.0));
             let s = f32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
             f32x4_extract_lane::<0>(s)
+        }
+    }
+
+    /// Four u32 lanes in one `v128` (packed GPTQ codes).
+    #[derive(Clone, Copy)]
+    #[repr(transparent)]
+    pub struct I4(v128);
+
+    impl I4 {
+        #[inline(always)]
+        pub fn splat(v: u32) -> Self {
+            I4(u32x4_splat(v))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const u32) -> Self {
+            I4(v128_load(p as *const v128))
+        }
+        /// Logical shift right (`s < 32`).
+        #[inline(always)]
+        pub fn shr(self, s: u32) -> Self {
+            I4(u32x4_shr(self.0, s))
+        }
+        /// Shift left (`s < 32`).
+        #[inline(always)]
+        pub fn shl(self, s: u32) -> Self {
+            I4(i32x4_shl(self.0, s))
+        }
+        #[inline(always)]
+        pub fn and(self, o: Self) -> Self {
+            I4(v128_and(self.0, o.0))
+        }
+        #[inline(always)]
+        pub fn or(self, o: Self) -> Self {
+            I4(v128_or(self.0, o.0))
+        }
+        /// Lanes (below 2^31) converted to f32.
+        #[inline(always)]
+        pub fn to_f32(self) -> F4 {
+            F4(f32x4_convert_i32x4(self.0))
         }
     }
 }
@@ -162,6 +218,24 @@ mod imp {
             F4(unsafe { _mm_add_ps(self.0, o.0) })
         }
         #[inline(always)]
+        pub fn sub(self, o: Self) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            F4(unsafe { _mm_sub_ps(self.0, o.0) })
+        }
+        /// Four `u8` at `p` widened to f32.
+        ///
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_u8(p: *const u8) -> Self {
+            let v = _mm_cvtsi32_si128((p as *const i32).read_unaligned());
+            let z = _mm_setzero_si128();
+            F4(_mm_cvtepi32_ps(_mm_unpacklo_epi16(
+                _mm_unpacklo_epi8(v, z),
+                z,
+            )))
+        }
+        #[inline(always)]
         pub fn mul(self, o: Self) -> Self {
             // SAFETY: SSE2 is part of the x86-64 baseline.
             F4(unsafe { _mm_mul_ps(self.0, o.0) })
@@ -179,6 +253,53 @@ mod imp {
                 let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
                 _mm_cvtss_f32(s)
             }
+        }
+    }
+
+    /// Four u32 lanes in one SSE2 register (packed GPTQ codes).
+    #[derive(Clone, Copy)]
+    #[repr(transparent)]
+    pub struct I4(__m128i);
+
+    impl I4 {
+        #[inline(always)]
+        pub fn splat(v: u32) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            I4(unsafe { _mm_set1_epi32(v as i32) })
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const u32) -> Self {
+            I4(_mm_loadu_si128(p as *const __m128i))
+        }
+        /// Logical shift right (`s < 32`; constant-folded to an immediate).
+        #[inline(always)]
+        pub fn shr(self, s: u32) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            I4(unsafe { _mm_srl_epi32(self.0, _mm_cvtsi32_si128(s as i32)) })
+        }
+        /// Shift left (`s < 32`).
+        #[inline(always)]
+        pub fn shl(self, s: u32) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            I4(unsafe { _mm_sll_epi32(self.0, _mm_cvtsi32_si128(s as i32)) })
+        }
+        #[inline(always)]
+        pub fn and(self, o: Self) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            I4(unsafe { _mm_and_si128(self.0, o.0) })
+        }
+        #[inline(always)]
+        pub fn or(self, o: Self) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            I4(unsafe { _mm_or_si128(self.0, o.0) })
+        }
+        /// Lanes (below 2^31) converted to f32.
+        #[inline(always)]
+        pub fn to_f32(self) -> F4 {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            F4(unsafe { _mm_cvtepi32_ps(self.0) })
         }
     }
 }
@@ -254,6 +375,24 @@ mod imp {
             ])
         }
         #[inline(always)]
+        pub fn sub(self, o: Self) -> Self {
+            F4([
+                self.0[0] - o.0[0],
+                self.0[1] - o.0[1],
+                self.0[2] - o.0[2],
+                self.0[3] - o.0[3],
+            ])
+        }
+        /// Four `u8` at `p` widened to f32.
+        ///
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_u8(p: *const u8) -> Self {
+            let v = (p as *const [u8; 4]).read_unaligned();
+            F4([v[0] as f32, v[1] as f32, v[2] as f32, v[3] as f32])
+        }
+        #[inline(always)]
         pub fn mul(self, o: Self) -> Self {
             F4([
                 self.0[0] * o.0[0],
@@ -272,9 +411,60 @@ mod imp {
             (self.0[0] + self.0[2]) + (self.0[1] + self.0[3])
         }
     }
+
+    /// Four u32 lanes (packed GPTQ codes).
+    #[derive(Clone, Copy)]
+    #[repr(transparent)]
+    pub struct I4([u32; 4]);
+
+    impl I4 {
+        #[inline(always)]
+        pub fn splat(v: u32) -> Self {
+            I4([v; 4])
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const u32) -> Self {
+            I4((p as *const [u32; 4]).read_unaligned())
+        }
+        /// Logical shift right (`s < 32`).
+        #[inline(always)]
+        pub fn shr(self, s: u32) -> Self {
+            I4(self.0.map(|v| v >> s))
+        }
+        /// Shift left (`s < 32`).
+        #[inline(always)]
+        pub fn shl(self, s: u32) -> Self {
+            I4(self.0.map(|v| v << s))
+        }
+        #[inline(always)]
+        pub fn and(self, o: Self) -> Self {
+            I4([
+                self.0[0] & o.0[0],
+                self.0[1] & o.0[1],
+                self.0[2] & o.0[2],
+                self.0[3] & o.0[3],
+            ])
+        }
+        #[inline(always)]
+        pub fn or(self, o: Self) -> Self {
+            I4([
+                self.0[0] | o.0[0],
+                self.0[1] | o.0[1],
+                self.0[2] | o.0[2],
+                self.0[3] | o.0[3],
+            ])
+        }
+        /// Lanes (below 2^31) converted to f32.
+        #[inline(always)]
+        pub fn to_f32(self) -> F4 {
+            F4(self.0.map(|v| v as i32 as f32))
+        }
+    }
 }
 
-pub(crate) use imp::F4;
+pub(crate) use imp::{F4, I4};
 
 /// Dot product of two equally long slices with four independent vector
 /// accumulators (the tail runs scalar).
