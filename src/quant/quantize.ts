@@ -27,7 +27,7 @@ import { ModelFolder } from "../io/model_folder.ts";
 import { AtomicOutputDir } from "../io/atomic_dir.ts";
 import { type NamedTensor, ShardedWriter, writeSafetensors } from "../io/safetensors_writer.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
-import { packQWeight, packQZeros, scalesToF16 } from "../gptq/pack.ts";
+import { type Bits, packQWeight, packQZeros, scalesToF16 } from "../gptq/pack.ts";
 import {
   parseQuantizeConfig,
   type QuantizeConfig,
@@ -520,22 +520,12 @@ export async function quantizeModel(
               deadColumns: r.deadColumns,
             });
             modules.push(rep);
-            // Later groups (and the next block) see the quantized weight.
-            kernels.release(block.linears.get(l.name)!);
             const bias = l.bias(c) ? await folder.readFloat32(`${path}.bias`) : null;
-            block.linears.set(
-              l.name,
-              kernels.linearFromDense(
-                { dtype: "F32", shape: [N, K], data: new Uint8Array(r.q.buffer) },
-                bias,
-                false,
-              ),
-            );
             // Pack: codes [N,K] → [K,N]; zeros [N,G] → [G,N].
             const G = r.G;
             const zeros = Uint32Array.from(transpose(r.zero, N, G));
-            const qweight = packQWeight(transpose(r.codes, N, K), K, N, bits as 2 | 3 | 4 | 8);
-            const qzeros = packQZeros(zeros, G, N, bits as 2 | 3 | 4 | 8, format, {
+            const qweight = packQWeight(transpose(r.codes, N, K), K, N, bits as Bits);
+            const qzeros = packQZeros(zeros, G, N, bits as Bits, format, {
               allowOverflow: format === "gptq",
             });
             const scales = scalesToF16(r.scale, N, G);
@@ -559,6 +549,27 @@ export async function quantizeModel(
                 data: new Uint8Array(scales.buffer),
               },
               { name: `${path}.g_idx`, dtype: "I32", shape: [K], data: i32Bytes(r.gIdx) },
+            );
+            // Later groups (and the next block) see the quantized weight, as the
+            // checkpoint will hold it (fp16 scales), kept packed: an f32 copy
+            // of Q would cost 8× the memory (0.8 GB per Llama-7B block).
+            kernels.release(block.linears.get(l.name)!);
+            block.linears.set(
+              l.name,
+              kernels.linearFromGptq({
+                tensors: {
+                  qweight,
+                  qzeros,
+                  scales,
+                  gIdx: r.gIdx,
+                  bias,
+                  K,
+                  N,
+                  G,
+                  bits: bits as Bits,
+                },
+                format,
+              }),
             );
             if (bias) {
               packed.push({
