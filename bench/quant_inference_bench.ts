@@ -7,7 +7,8 @@
  * - fp16 weights;
  * - GPTQ 4-bit, group 128, sym, v1 zeros, no act-order (`g_idx = k / 128`);
  * - the same with act-order: `g_idx[perm[i]] = floor(i / 128)` for a random
- *   permutation per linear, `desc_act: true` in the config.
+ *   permutation per linear, `desc_act: true` in the config, run twice: rows
+ *   reordered at load (ExLlama's way, the default) and per-group gather.
  *
  * The vocabulary is 4096 (Llama's is 32000) so that the untied `lm_head`
  * (4096×4096, 4 % of a layer) does not dominate a model of few layers; it
@@ -40,6 +41,7 @@ import type { NamedTensor } from "../src/io/safetensors_writer.ts";
 import type { RawTensor } from "../src/io/safetensors.ts";
 import { gIdxForGroups, packQWeight, packQZeros, scalesToF16 } from "../src/gptq/pack.ts";
 import { selectKernels } from "../src/runtime/backend.ts";
+import { createWasmKernels } from "../src/runtime/wasm_kernels.ts";
 import type { Kernels, LinearHandle, QuantLinearSource } from "../src/runtime/kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
 
@@ -316,8 +318,18 @@ function argmax(v: Float32Array): number {
   return best;
 }
 
-async function measure(dir: string, label: string, fileBytes: number): Promise<Result> {
-  const choice = await selectKernels("auto");
+async function measure(
+  dir: string,
+  label: string,
+  fileBytes: number,
+  actOrder?: "gather",
+): Promise<Result> {
+  const choice = actOrder
+    ? {
+      kernels: await createWasmKernels({ actOrder }),
+      description: "wasm-simd128 ×2 threads, act-order by per-group gather",
+    }
+    : await selectKernels("auto");
   const base = choice.kernels;
   let heldBytes = 0, gptqLinears = 0;
   // Count what the backend holds per linear (each is read once per decoded token).
@@ -408,21 +420,27 @@ try {
     console.log(
       `  wrote ${label}: ${gb(fileBytes)} GB in ${fmt((performance.now() - t) / 1000)} s`,
     );
-    const r = await measure(dir, label, fileBytes);
+    // Act-order is measured twice: rows reordered at load (the default) and gathered per group.
+    const modes: ("gather" | undefined)[] = variant === "gptq-act" ? [undefined, "gather"] : [
+      undefined,
+    ];
+    for (const mode of modes) {
+      const r = await measure(dir, mode ? `${label} (gather)` : label, fileBytes, mode);
+      console.log(
+        `  measured ${r.label}: ${r.backend}; ${r.gptqLinears} GPTQ linears; loaded in ${
+          fmt(r.loadS)
+        } s, RSS ${gb(r.rss)} GB`,
+      );
+      results.push(r);
+    }
     await Deno.remove(dir, { recursive: true });
-    console.log(
-      `  measured ${label}: ${r.backend}; ${r.gptqLinears} GPTQ linears; loaded in ${
-        fmt(r.loadS)
-      } s, RSS ${gb(r.rss)} GB`,
-    );
-    results.push(r);
   }
 } finally {
   await Deno.remove(tmp, { recursive: true });
 }
 
 console.log("");
-const W = [27, 8, 9, 10, 10, 9, 9, 8];
+const W = [36, 8, 9, 10, 10, 9, 9, 8];
 console.log(
   row([
     "model",
@@ -448,7 +466,7 @@ for (const r of results) {
     fmt((100 * bw) / (2 * copy)),
   ], W));
 }
-const [fp, q, qa] = results as [Result, Result, Result];
+const [fp, q, qa, qg] = results as [Result, Result, Result, Result];
 console.log(
   `prefill/decode: tokens/s. held: bytes the backend keeps for all linears incl. lm_head ` +
     `(= weight bytes streamed per decoded token). GB/s = GB/token × decode tokens/s; ` +
@@ -463,6 +481,11 @@ console.log(
     `prefill: g128 ×${fmt(q.prefillTps / fp.prefillTps, 2)}, act-order ×${
       fmt(qa.prefillTps / fp.prefillTps, 2)
     }`,
+);
+console.log(
+  `act-order, reorder at load vs gather per group: decode ×${
+    fmt(qa.decodeTps / qg.decodeTps, 2)
+  }, prefill ×${fmt(qa.prefillTps / qg.prefillTps, 2)}`,
 );
 if (q.heldBytes > 1.5 * (q.fileBytes - (fp.fileBytes - fp.heldBytes))) {
   console.log(
