@@ -44,10 +44,12 @@ import { selectKernels } from "../src/runtime/backend.ts";
 import { createWasmKernels } from "../src/runtime/wasm_kernels.ts";
 import type { Kernels, LinearHandle, QuantLinearSource } from "../src/runtime/kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
+import { LLAMA7B, llama7bConfig } from "./_llama7b.ts";
 
 const t0Total = performance.now();
 const QUICK = Deno.args.includes("--quick");
-const H = 4096, I = 11008, HEADS = 32, VOCAB = 4096, GROUP = 128;
+const { hidden: H, intermediate: I, heads: HEADS } = LLAMA7B;
+const VOCAB = 4096, GROUP = 128;
 const PROMPT = QUICK ? 16 : 64;
 const DECODE = QUICK ? 4 : 16;
 
@@ -173,25 +175,7 @@ async function writeConfigs(dir: string, variant: Variant): Promise<void> {
     checkpoint_format: "gptq",
   };
   const config = {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    hidden_size: H,
-    intermediate_size: I,
-    num_attention_heads: HEADS,
-    num_key_value_heads: HEADS,
-    head_dim: H / HEADS,
-    num_hidden_layers: LAYERS,
-    vocab_size: VOCAB,
-    max_position_embeddings: 2048,
-    hidden_act: "silu",
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000.0,
-    bos_token_id: 1,
-    eos_token_id: 2,
-    tie_word_embeddings: false,
-    attention_bias: false,
-    mlp_bias: false,
-    dtype: "float16",
+    ...llama7bConfig(LAYERS, VOCAB),
     ...(variant === "fp16" ? {} : { quantization_config: quant }),
   };
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config, null, 2));

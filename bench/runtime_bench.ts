@@ -35,6 +35,7 @@ import { type GenerateStats, generateTokens } from "../src/runtime/generate.ts";
 import { perplexity } from "../src/runtime/perplexity.ts";
 import { createWasmKernels } from "../src/runtime/wasm_kernels.ts";
 import { MatmulPool, type ParallelLinear } from "../src/runtime/_matmul_pool.ts";
+import { LLAMA7B, llama7bConfig } from "./_llama7b.ts";
 
 const QUICK = Deno.args.includes("--quick");
 const t0Total = performance.now();
@@ -289,30 +290,11 @@ async function matmulSection(pool: MatmulPool, wasm: Kernels, copyGBs: number): 
 }
 
 // ---------------------------------------------------------------- model
-const H = 4096, I = 11008, HEADS = 32, LAYERS = 2, VOCAB = 32000;
+const { hidden: H, intermediate: I, heads: HEADS } = LLAMA7B;
+const LAYERS = 2, VOCAB = 32000;
 
 async function buildModel(dir: string): Promise<void> {
-  const config = {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    hidden_size: H,
-    intermediate_size: I,
-    num_attention_heads: HEADS,
-    num_key_value_heads: HEADS,
-    head_dim: H / HEADS,
-    num_hidden_layers: LAYERS,
-    vocab_size: VOCAB,
-    max_position_embeddings: 2048,
-    hidden_act: "silu",
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000.0,
-    bos_token_id: 1,
-    eos_token_id: 2,
-    tie_word_embeddings: false,
-    attention_bias: false,
-    mlp_bias: false,
-    dtype: "float16",
-  };
+  const config = llama7bConfig(LAYERS, VOCAB);
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config, null, 2));
   // One random pool of f16 values; tensors are windows into it (random
   // weights either way — speed does not depend on the values).

@@ -11,23 +11,11 @@ import { CausalLM } from "./model.ts";
 import { createTsKernels } from "./ts_kernels.ts";
 import { createWasmKernels } from "./wasm_kernels.ts";
 import { sliceGptqHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
+import { mulberry32 } from "./sample.ts";
 
 const GOLDEN = fileURLToPath(
   new URL("../../../shared/data/golden/models/llama-gptq-4bit-g32/", import.meta.url),
 );
-
-/** Deterministic xorshift32 in [0, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
 
 /** A random packed layer as AutoGPTQ writes it (act-order: g_idx[perm[i]] = i / group). */
 function randomLayer(
@@ -111,7 +99,7 @@ Deno.test("fused GPTQ linears (1 and 2 threads, reorder and gather) match the de
       await createWasmKernels({ threads: 2, minSplit: 0, actOrder: "reorder" }),
     ],
   ];
-  const r = rng(12345);
+  const r = mulberry32(12345);
   const calls0 = SYNC_POOL_STATS.linearCalls;
   let worst = 0, cases = 0;
   try {
@@ -154,7 +142,7 @@ Deno.test("fused GPTQ linears (1 and 2 threads, reorder and gather) match the de
 });
 
 Deno.test("sliceGptqHalf cuts packed columns; bad layers are GptqErrors", async () => {
-  const r = rng(7);
+  const r = mulberry32(7);
   const t = randomLayer(r, 64, 96, 3, 32, true, "gptq_v2");
   const h = sliceGptqHalf(t, true, 0, 32, 96);
   assert.equal(h.N, 64);
