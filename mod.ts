@@ -69,6 +69,7 @@ export {
   type ParallelGptq,
   type ParallelGptqResult,
   type ParallelGptqTimings,
+  type PooledHessian,
   type PreparedLayer,
   type QuantizeRowsOptions,
 } from "./src/quant/_solver_pool.ts";

@@ -2,12 +2,18 @@
 /**
  * The WASM GPTQ solver on several Workers. The Hessian is prepared once
  * (Cholesky + inverse, `O(K³)`) on Worker 0; its factor `U`, the column
- * order and the dead-column flags are shipped to the other Workers
- * (`Prepared.from_parts`), and each Worker quantizes a contiguous block of
- * W's rows (GPTQ rows are independent given `U`). The result is bit-identical
- * to {@linkcode createWasmSolver}'s `gptq` (the loss, a sum over rows, may
+ * order and the dead-column flags are shipped to the other Workers (`U` in
+ * slices of at most 16 MiB, written straight into their wasm memory), and
+ * each Worker quantizes a contiguous block of W's rows (GPTQ rows are
+ * independent given `U`). The result is bit-identical to
+ * {@linkcode createWasmSolver}'s `gptq` (the loss, a sum over rows, may
  * differ in the last bits). `prepare` + `quantize` reuse one prepared
  * Hessian for several weights or Worker counts.
+ *
+ * The Hessian itself can live on Worker 0 ({@linkcode ParallelGptq.hessian}):
+ * activations are posted there and accumulated in its wasm memory, prepared
+ * there without a copy, and the report's error sums are computed there, so
+ * the calling thread never holds a `K×K` array.
  *
  * @example Quantize one layer on two Workers
  * ```ts
@@ -38,6 +44,8 @@ import type {
 
 /** Rows the wasm solver processes together; row blocks start at multiples of it. */
 const ROW_TILE = 256;
+/** Values of `U` per message when shipping it to the other Workers (16 MiB). */
+const U_SLICE = 1 << 22;
 
 /** Where the time of one {@linkcode ParallelGptq.gptq} call went (seconds). */
 export interface ParallelGptqTimings {
@@ -87,6 +95,65 @@ export interface QuantizeRowsOptions {
   workers?: number;
   /** The tensor name, for error messages. */
   name?: string;
+  /**
+   * Only these rows of `Q` (ascending, distinct, `< N`) are returned: the
+   * result's `q` is `[qRows.length, K]` and no full `[N, K]` `Q` is ever
+   * allocated (codes, scales and zeros stay complete).
+   */
+  qRows?: readonly number[];
+  /**
+   * Hand `w`'s memory to the Workers instead of copying it: `w`'s buffer is
+   * detached (unusable after the call), so the caller holds no `N×K` copy
+   * while the Workers quantize.
+   */
+  transferW?: boolean;
+}
+
+/**
+ * A Hessian accumulated in Worker 0's wasm memory, from
+ * {@linkcode ParallelGptq.hessian}. Rows are added in the order `add` is
+ * called, so `H` is bit-identical to a {@linkcode createWasmSolver}
+ * accumulator fed the same rows.
+ */
+export interface PooledHessian {
+  /** Input features. */
+  readonly K: number;
+  /**
+   * Posts a copy of `x` (`[nSeq·tokens, K]`) to Worker 0 to be added.
+   * Resolves once it is added; rejects with a `GptqError` (e.g. NaN input).
+   *
+   * @param x Activations (copied; not modified).
+   * @param nSeq Sequences in `x`.
+   * @param tokens Tokens per sequence.
+   * @returns When the rows are added.
+   */
+  add(x: Float32Array, nSeq: number, tokens: number): Promise<void>;
+  /**
+   * Prepares the accumulated `H` on Worker 0 (it keeps `H`) and ships the
+   * factor to the other Workers, like {@linkcode ParallelGptq.prepare}.
+   * Later `add` calls are refused.
+   *
+   * @param opts Solver settings.
+   * @param name The tensor name, for error messages.
+   * @returns The prepared Hessian.
+   */
+  prepare(opts: GptqSolveOptions, name?: string): Promise<PreparedLayer>;
+  /**
+   * `Σ (D·H)∘D` for each of `parts` equal row blocks of `d` (`[m, K]`),
+   * summed in f64 (`hessianErrorSums` of `./solver.ts`, on Worker 0).
+   *
+   * @param d Difference rows `W−Q`, `[m, K]` (transferred: unusable after).
+   * @param m Rows of `d`.
+   * @param parts Equal row blocks to sum separately.
+   * @returns One sum per block.
+   */
+  errorSums(d: Float32Array, m: number, parts: number): Promise<Float64Array>;
+  /**
+   * Frees the accumulator on Worker 0.
+   *
+   * @returns When it is freed.
+   */
+  free(): Promise<void>;
 }
 
 /** A pool of solver Workers; close it (or `using` it) to terminate them. */
@@ -147,6 +214,20 @@ export interface ParallelGptq extends Disposable {
     N: number,
     options?: QuantizeRowsOptions,
   ): Promise<ParallelGptqResult>;
+  /**
+   * A new zero Hessian for `K` inputs, accumulated on Worker 0.
+   *
+   * @param K Input features.
+   * @returns The accumulator; `free()` it when done.
+   */
+  hessian(K: number): PooledHessian;
+  /**
+   * Drops the prepared Hessian on every Worker (freeing its wasm memory for
+   * the next one).
+   *
+   * @returns When every Worker has dropped it.
+   */
+  release(): Promise<void>;
   /** Terminates the Workers; later calls throw. */
   close(): void;
 }
@@ -214,6 +295,23 @@ function checkArgs(
   o: GptqSolveOptions,
   name: string | undefined,
 ): void {
+  checkOpts(o, name);
+  if (
+    !Number.isSafeInteger(N) || !Number.isSafeInteger(K) || N < 1 || K < 1 ||
+    w.length !== N * K || h.length !== K * K
+  ) {
+    throw new GptqError(
+      "SHAPE",
+      `gptq: W has ${w.length} values (N·K = ${N * K}), H has ${h.length} (K² = ${K * K})`,
+      {
+        ...(name ? { tensor: name } : {}),
+        hint: "W must be [N, K] (out × in features) and H must be [K, K]",
+      },
+    );
+  }
+}
+
+function checkOpts(o: GptqSolveOptions, name: string | undefined): void {
   const ctx = name ? { tensor: name } : {};
   if (![2, 3, 4, 8].includes(o.bits)) {
     throw new GptqError("INVALID_ARGUMENT", `bits must be 2, 3, 4 or 8, got ${o.bits}`, ctx);
@@ -230,16 +328,6 @@ function checkArgs(
       "INVALID_ARGUMENT",
       `damp_percent must be in (0, 1), got ${o.damp_percent}`,
       ctx,
-    );
-  }
-  if (
-    !Number.isSafeInteger(N) || !Number.isSafeInteger(K) || N < 1 || K < 1 ||
-    w.length !== N * K || h.length !== K * K
-  ) {
-    throw new GptqError(
-      "SHAPE",
-      `gptq: W has ${w.length} values (N·K = ${N * K}), H has ${h.length} (K² = ${K * K})`,
-      { ...ctx, hint: "W must be [N, K] (out × in features) and H must be [K, K]" },
     );
   }
 }
@@ -330,13 +418,8 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
     return p;
   };
 
-  async function prepare(
-    h: Float32Array,
-    K: number,
-    o: GptqSolveOptions,
-  ): Promise<PreparedLayer> {
-    current = undefined;
-    const opts: WorkerSolveOptions = {
+  function workerOpts(o: GptqSolveOptions): WorkerSolveOptions {
+    return {
       bits: o.bits,
       group_size: o.group_size,
       sym: o.sym,
@@ -347,25 +430,42 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
       blocksize: o.blocksize ?? 128,
       mse: o.mse ?? false,
     };
-    const hCopy = h.slice();
-    const prep = await pool[0]!.call<PrepareReply>(
-      { type: "prepare", h: hCopy, K, opts, parts: pool.length > 1 },
-      [hCopy.buffer],
-    );
+  }
+
+  /**
+   * After Worker 0 prepared a Hessian: copies its factor `U` to the other
+   * Workers slice by slice (straight into their wasm memory; at most two
+   * slices in flight), then has them rebuild the prepared Hessian.
+   */
+  async function finishPrepare(
+    prep: PrepareReply,
+    K: number,
+    opts: WorkerSolveOptions,
+  ): Promise<PreparedLayer> {
     const t1 = performance.now();
-    const ships: Promise<unknown>[] = [];
-    for (let i = 1; i < pool.length; i++) {
-      const last = i === pool.length - 1;
-      const u = last ? prep.u! : prep.u!.slice();
-      const perm = last ? prep.perm! : prep.perm!.slice();
-      const dead = last ? prep.dead! : prep.dead!.slice();
-      ships.push(pool[i]!.call(
-        { type: "fromParts", u, perm, dead, dampUsed: prep.dampUsed, K, opts },
-        [u.buffer as ArrayBuffer, perm.buffer as ArrayBuffer, dead.buffer as ArrayBuffer],
-      ));
+    if (pool.length > 1) {
+      const others = pool.slice(1), total = K * K;
+      await Promise.all(others.map((w) => w.call({ type: "uBegin", len: total })));
+      const step = Math.max(1, Math.floor(U_SLICE / K)) * K;
+      let writing: Promise<unknown> = Promise.resolve();
+      for (let off = 0; off < total; off += step) {
+        const len = Math.min(step, total - off);
+        const u = await pool[0]!.call<Float32Array>({ type: "uRange", offset: off, len });
+        await writing; // the previous slice is written: at most two slices alive
+        writing = Promise.all(others.map((w, i) => {
+          const c = i === others.length - 1 ? u : u.slice();
+          return w.call({ type: "uWrite", offset: off, u: c }, [c.buffer as ArrayBuffer]);
+        }));
+      }
+      await writing;
+      await Promise.all(others.map((w) => {
+        const perm = prep.perm!.slice(), dead = prep.dead!.slice();
+        return w.call(
+          { type: "fromUBuffer", perm, dead, dampUsed: prep.dampUsed, K, opts },
+          [perm.buffer, dead.buffer],
+        );
+      }));
     }
-    await Promise.all(ships);
-    const shipSeconds = pool.length > 1 ? prep.exportSeconds + (performance.now() - t1) / 1000 : 0;
     current = {
       K,
       G: prep.G,
@@ -373,9 +473,101 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
       dampUsed: prep.dampUsed,
       deadColumns: prep.deadColumns,
       prepareSeconds: prep.prepareSeconds,
-      shipSeconds,
+      shipSeconds: pool.length > 1 ? (performance.now() - t1) / 1000 : 0,
     };
     return current;
+  }
+
+  async function prepare(
+    h: Float32Array,
+    K: number,
+    o: GptqSolveOptions,
+  ): Promise<PreparedLayer> {
+    current = undefined;
+    const opts = workerOpts(o);
+    const hCopy = h.slice();
+    const prep = await pool[0]!.call<PrepareReply>(
+      { type: "prepare", h: hCopy, K, opts, parts: pool.length > 1 },
+      [hCopy.buffer],
+    );
+    return await finishPrepare(prep, K, opts);
+  }
+
+  async function prepareAcc(acc: number, K: number, o: GptqSolveOptions): Promise<PreparedLayer> {
+    current = undefined;
+    const opts = workerOpts(o);
+    const prep = await pool[0]!.call<PrepareReply>(
+      { type: "accPrepare", acc, opts, parts: pool.length > 1 },
+    );
+    return await finishPrepare(prep, K, opts);
+  }
+
+  let nextAcc = 0;
+  function hessian(K: number): PooledHessian {
+    if (!Number.isSafeInteger(K) || K < 1) {
+      throw new GptqError("SHAPE", `hessian: K must be a positive integer, got ${K}`);
+    }
+    if (closed) {
+      throw new GptqError("INVALID_ARGUMENT", "the solver pool is closed", {
+        hint: "create a new pool with createParallelGptq()",
+      });
+    }
+    const acc = nextAcc++, w0 = pool[0]!;
+    let sealed = false, freed = false;
+    // Posted at once (not queued): Worker 0 handles its messages in order,
+    // so every add reaches the accumulator before a later prepare.
+    const created = w0.call({ type: "accNew", acc, K });
+    created.catch(() => {}); // reported by the calls that follow
+    const refuse = (what: string): Promise<never> =>
+      Promise.reject(
+        new GptqError("INVALID_ARGUMENT", `hessian: ${what}`, {
+          hint: "create a new accumulator with pool.hessian(K)",
+        }),
+      );
+    return {
+      K,
+      add(x, nSeq, tokens) {
+        if (freed || sealed) return refuse(freed ? "add after free()" : "add after prepare()");
+        if (
+          !Number.isSafeInteger(nSeq) || !Number.isSafeInteger(tokens) || nSeq < 1 ||
+          tokens < 1 || x.length !== nSeq * tokens * K
+        ) {
+          return Promise.reject(
+            new GptqError(
+              "SHAPE",
+              `Hessian input has ${x.length} values, expected ${nSeq}×${tokens}×${K}`,
+            ),
+          );
+        }
+        const copy = x.slice();
+        return w0.call<unknown>(
+          { type: "accAdd", acc, x: copy, nSeq, tokens },
+          [copy.buffer],
+        ).then(() => {}, (e) => wrapError(e, undefined));
+      },
+      prepare(o, name) {
+        if (freed) return refuse("prepare after free()");
+        try {
+          checkOpts(o, name);
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        sealed = true;
+        return enqueue(() => prepareAcc(acc, K, o), name);
+      },
+      errorSums(d, m, parts) {
+        if (freed) return refuse("errorSums after free()");
+        return w0.call<Float64Array>(
+          { type: "accErrors", acc, d, m, parts },
+          [d.buffer as ArrayBuffer],
+        ).catch((e) => wrapError(e, undefined));
+      },
+      free() {
+        if (freed || closed) return Promise.resolve();
+        freed = true;
+        return w0.call<unknown>({ type: "accFree", acc }).then(() => {});
+      },
+    };
   }
 
   async function quantize(
@@ -383,16 +575,29 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
     w: Float32Array,
     N: number,
     nWorkers: number,
+    qRows: readonly number[] | undefined,
+    transferW = false,
   ): Promise<ParallelGptqResult> {
     const t0 = performance.now();
     const { K, G } = prepared;
     const bounds = splitRows(N, nWorkers);
     const used = bounds.length - 1;
     const jobs: Promise<QuantizeReply>[] = [];
+    // With transferW, Worker 0's rows keep w's own buffer (shrunk in place
+    // by ArrayBuffer.transfer after the other parts are copied out).
+    const own = transferW && w.buffer instanceof ArrayBuffer && !w.buffer.detached &&
+      w.byteOffset === 0 && w.byteLength === w.buffer.byteLength;
+    const wParts = bounds.slice(1, used).map((r0, i) => w.slice(r0 * K, bounds[i + 2]! * K));
+    const w0 = own
+      ? new Float32Array((w.buffer as ArrayBuffer).transfer(bounds[1]! * K * 4))
+      : w.slice(0, bounds[1]! * K);
+    wParts.unshift(w0);
     for (let i = 0; i < used; i++) {
-      const wi = w.slice(bounds[i]! * K, bounds[i + 1]! * K);
+      const r0 = bounds[i]!, r1 = bounds[i + 1]!;
+      const wi = wParts[i]!;
+      const mine = qRows?.filter((r) => r >= r0 && r < r1).map((r) => r - r0);
       jobs.push(pool[i]!.call<QuantizeReply>(
-        { type: "quantize", w: wi, rows: bounds[i + 1]! - bounds[i]! },
+        { type: "quantize", w: wi, rows: r1 - r0, ...(mine ? { qRows: mine } : {}) },
         [wi.buffer],
       ));
     }
@@ -403,17 +608,23 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
     if (used === 1) {
       ({ q, codes, scale, zero, loss } = parts[0]!);
     } else {
-      q = new Float32Array(N * K);
+      // Row blocks are in order, so each part's (selected) Q rows follow the previous ones.
+      q = new Float32Array(parts.reduce((a, p) => a + p.q.length, 0));
       codes = new Uint8Array(N * K);
       scale = new Float32Array(N * G);
       zero = new Float32Array(N * G);
+      let qo = 0;
       parts.forEach((p, i) => {
         const r0 = bounds[i]!;
-        q.set(p.q, r0 * K);
+        q.set(p.q, qo);
+        qo += p.q.length;
         codes.set(p.codes, r0 * K);
         scale.set(p.scale, r0 * G);
         zero.set(p.zero, r0 * G);
         loss += p.loss;
+        for (const a of [p.q, p.codes, p.scale, p.zero]) {
+          if (a.buffer instanceof ArrayBuffer) a.buffer.transfer(0); // copied: free it now
+        }
       });
     }
     return {
@@ -447,7 +658,7 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
       return enqueue(async () => {
         const t0 = performance.now();
         const prepared = await prepare(h, K, opts);
-        const r = await quantize(prepared, w, N, pool.length);
+        const r = await quantize(prepared, w, N, pool.length, undefined);
         r.timings.total = (performance.now() - t0) / 1000;
         return r;
       }, name);
@@ -461,7 +672,7 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
       return enqueue(() => prepare(h, K, opts), name);
     },
     quantize(prepared, w, N, options = {}) {
-      const { name } = options;
+      const { name, qRows, transferW } = options;
       const n = options.workers ?? pool.length;
       const ctx = name ? { tensor: name } : {};
       if (!Number.isInteger(n) || n < 1 || n > pool.length) {
@@ -482,16 +693,38 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
           ),
         );
       }
+      if (
+        qRows &&
+        !qRows.every((r, i) =>
+          Number.isInteger(r) && r >= 0 && r < N && (i === 0 || r > qRows[i - 1]!)
+        )
+      ) {
+        return Promise.reject(
+          new GptqError(
+            "INVALID_ARGUMENT",
+            "quantize: qRows must be ascending distinct rows < N",
+            ctx,
+          ),
+        );
+      }
       return enqueue(() => {
         if (prepared !== current) {
           throw new GptqError(
             "INVALID_ARGUMENT",
-            "quantize: this prepared Hessian was replaced by a later prepare/gptq call",
+            "quantize: this prepared Hessian was replaced by a later prepare/gptq call, or released",
             { ...ctx, hint: "quantize with a pool's latest prepare() result" },
           );
         }
-        return quantize(prepared, w, N, n);
+        return quantize(prepared, w, N, n, qRows, transferW);
       }, name);
+    },
+    hessian,
+    release() {
+      if (closed) return Promise.resolve();
+      return enqueue(async () => {
+        current = undefined;
+        await Promise.all(pool.map((w) => w.call({ type: "free" })));
+      }, undefined);
     },
     close() {
       if (closed) return;

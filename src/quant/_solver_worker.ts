@@ -6,13 +6,22 @@
  * `{ id, ok: true, result }` or `{ id, ok: false, error: { name, message } }`):
  *
  * - `init { module }`: instantiate the wasm kernels from a compiled module.
- * - `prepare { h, K, opts, parts }`: `prepare_hessian` (Cholesky + inverse);
- *   with `parts`, also returns `u`/`perm`/`dead` (transferred) for other Workers.
- * - `fromParts { u, perm, dead, dampUsed, K, opts }`: rebuild the prepared
- *   Hessian from another Worker's factor.
- * - `quantize { w, rows }`: `quantize_rows` on `rows` rows of `W`; returns
- *   `q`, `codes`, `scale`, `zero` (transferred) and the loss.
- * - `free`: drop the prepared Hessian.
+ * - `accNew { acc, K }`, `accAdd { acc, x, nSeq, tokens }`, `accFree { acc }`:
+ *   a Hessian accumulated here, in this Worker's wasm memory (`x` transferred).
+ * - `accPrepare { acc, opts, parts }`: `HessianAcc.prepare` (Cholesky +
+ *   inverse) on the accumulated `H` without copying it; keeps `H`.
+ * - `accErrors { acc, d, m, parts }`: the report's error sums `Σ (D·H)∘D`
+ *   against the accumulated `H` (`HessianAcc.error_sums`).
+ * - `prepare { h, K, opts, parts }`: `prepare_hessian` from a given `h`.
+ *   With `parts` (both prepares), also returns `perm`/`dead` for other Workers.
+ * - `uRange { offset, len }`: a slice of the prepared factor `U` (transferred).
+ * - `uBegin { len }`, `uWrite { offset, u }`, `fromUBuffer { perm, dead,
+ *   dampUsed, K, opts }`: receive another Worker's `U` slice by slice into
+ *   wasm memory and rebuild the prepared Hessian from it (no `K×K` copy in JS).
+ * - `quantize { w, rows, qRows? }`: `quantize_rows` on `rows` rows of `W`;
+ *   returns `q` (only rows `qRows` when given), `codes`, `scale`, `zero`
+ *   (transferred) and the loss.
+ * - `free`: drop the prepared Hessian (and any partly received `U`).
  *
  * Timings (seconds, `performance.now`) come back with every answer.
  *
@@ -47,6 +56,11 @@ export interface WorkerSolveOptions {
 /** A request to the Worker. */
 export type WorkerRequest =
   | { id: number; type: "init"; module: WebAssembly.Module }
+  | { id: number; type: "accNew"; acc: number; K: number }
+  | { id: number; type: "accAdd"; acc: number; x: Float32Array; nSeq: number; tokens: number }
+  | { id: number; type: "accPrepare"; acc: number; opts: WorkerSolveOptions; parts: boolean }
+  | { id: number; type: "accErrors"; acc: number; d: Float32Array; m: number; parts: number }
+  | { id: number; type: "accFree"; acc: number }
   | {
     id: number;
     type: "prepare";
@@ -55,17 +69,19 @@ export type WorkerRequest =
     opts: WorkerSolveOptions;
     parts: boolean;
   }
+  | { id: number; type: "uRange"; offset: number; len: number }
+  | { id: number; type: "uBegin"; len: number }
+  | { id: number; type: "uWrite"; offset: number; u: Float32Array }
   | {
     id: number;
-    type: "fromParts";
-    u: Float32Array;
+    type: "fromUBuffer";
     perm: Uint32Array;
     dead: Uint8Array;
     dampUsed: number;
     K: number;
     opts: WorkerSolveOptions;
   }
-  | { id: number; type: "quantize"; w: Float32Array; rows: number }
+  | { id: number; type: "quantize"; w: Float32Array; rows: number; qRows?: number[] }
   | { id: number; type: "free" };
 
 /** What `prepare` answers. */
@@ -78,21 +94,17 @@ export interface PrepareReply {
   dampUsed: number;
   /** Dead columns. */
   deadColumns: number;
-  /** The factor, when `parts` was asked for. */
-  u?: Float32Array;
   /** The column order, when `parts` was asked for. */
   perm?: Uint32Array;
   /** Dead flags, when `parts` was asked for. */
   dead?: Uint8Array;
   /** Seconds in `prepare_hessian`. */
   prepareSeconds: number;
-  /** Seconds exporting `u`/`perm`/`dead`. */
-  exportSeconds: number;
 }
 
 /** What `quantize` answers. */
 export interface QuantizeReply {
-  /** Fake-quantized rows. */
+  /** Fake-quantized rows (only rows `qRows`, in that order, when given). */
   q: Float32Array;
   /** Codes. */
   codes: Uint8Array;
@@ -113,16 +125,98 @@ interface WorkerScope {
 
 const scope = self as unknown as WorkerScope;
 let prep: glue.Prepared | undefined;
+let uBuf: glue.UBuffer | undefined;
+const accs = new Map<number, glue.HessianAcc>();
 
 function drop(): void {
   prep?.free();
   prep = undefined;
+  uBuf?.free();
+  uBuf = undefined;
+}
+
+/** Frees a transferred-in array now (detaches it) instead of at some later GC. */
+function discard(a: Float32Array): void {
+  const b = a.buffer;
+  if (b instanceof ArrayBuffer && !b.detached) b.transfer(0);
+}
+
+function accOf(id: number): glue.HessianAcc {
+  const a = accs.get(id);
+  if (!a) throw new Error(`no Hessian accumulator ${id} on this Worker`);
+  return a;
+}
+
+function prepared(
+  p: glue.Prepared,
+  seconds: number,
+  parts: boolean,
+): [PrepareReply, Transferable[]] {
+  const reply: PrepareReply = {
+    G: p.num_groups,
+    gIdx: p.g_idx(),
+    dampUsed: p.damp_used,
+    deadColumns: p.dead_columns,
+    prepareSeconds: seconds,
+  };
+  const transfer: Transferable[] = [reply.gIdx.buffer as ArrayBuffer];
+  if (parts) {
+    reply.perm = p.perm();
+    reply.dead = p.dead();
+    transfer.push(reply.perm.buffer as ArrayBuffer, reply.dead.buffer as ArrayBuffer);
+  }
+  return [reply, transfer];
 }
 
 function handle(req: WorkerRequest): [unknown, Transferable[]] {
   switch (req.type) {
     case "init":
       return [null, []];
+    case "accNew": {
+      accs.get(req.acc)?.free();
+      accs.set(req.acc, new glue.HessianAcc(req.K));
+      return [null, []];
+    }
+    case "accAdd": {
+      const t0 = performance.now();
+      try {
+        accOf(req.acc).add_batch(req.x, req.nSeq, req.tokens);
+      } finally {
+        discard(req.x);
+      }
+      return [{ seconds: (performance.now() - t0) / 1000 }, []];
+    }
+    case "accPrepare": {
+      drop();
+      const o = req.opts;
+      const t0 = performance.now();
+      prep = accOf(req.acc).prepare(
+        o.bits,
+        o.group_size,
+        o.sym,
+        o.desc_act,
+        o.static_groups,
+        o.damp_percent,
+        o.damp_auto_increment,
+        o.blocksize,
+        o.mse,
+      );
+      return prepared(prep, (performance.now() - t0) / 1000, req.parts);
+    }
+    case "accErrors": {
+      let sums: Float64Array;
+      try {
+        sums = accOf(req.acc).error_sums(req.d, req.m, req.parts);
+      } finally {
+        discard(req.d);
+      }
+      return [sums, [sums.buffer as ArrayBuffer]];
+    }
+    case "accFree": {
+      accs.get(req.acc)?.free();
+      accs.delete(req.acc);
+      return [null, []];
+    }
     case "prepare": {
       drop();
       const o = req.opts;
@@ -140,35 +234,33 @@ function handle(req: WorkerRequest): [unknown, Transferable[]] {
         o.blocksize,
         o.mse,
       );
-      const t1 = performance.now();
-      const reply: PrepareReply = {
-        G: prep.num_groups,
-        gIdx: prep.g_idx(),
-        dampUsed: prep.damp_used,
-        deadColumns: prep.dead_columns,
-        prepareSeconds: (t1 - t0) / 1000,
-        exportSeconds: 0,
-      };
-      const transfer: Transferable[] = [reply.gIdx.buffer as ArrayBuffer];
-      if (req.parts) {
-        reply.u = prep.u();
-        reply.perm = prep.perm();
-        reply.dead = prep.dead();
-        transfer.push(
-          reply.u.buffer as ArrayBuffer,
-          reply.perm.buffer as ArrayBuffer,
-          reply.dead.buffer as ArrayBuffer,
-        );
-        reply.exportSeconds = (performance.now() - t1) / 1000;
-      }
-      return [reply, transfer];
+      discard(req.h);
+      return prepared(prep, (performance.now() - t0) / 1000, req.parts);
     }
-    case "fromParts": {
+    case "uRange": {
+      if (!prep) throw new Error("uRange before prepare");
+      const u = prep.u_range(req.offset, req.len);
+      return [u, [u.buffer as ArrayBuffer]];
+    }
+    case "uBegin": {
       drop();
+      uBuf = new glue.UBuffer(req.len);
+      return [null, []];
+    }
+    case "uWrite": {
+      if (!uBuf) throw new Error("uWrite before uBegin");
+      uBuf.write(req.offset, req.u);
+      discard(req.u);
+      return [null, []];
+    }
+    case "fromUBuffer": {
+      if (!uBuf) throw new Error("fromUBuffer before uBegin");
       const o = req.opts;
       const t0 = performance.now();
-      prep = glue.Prepared.from_parts(
-        req.u,
+      const u = uBuf;
+      uBuf = undefined; // consumed by from_u_buffer
+      prep = glue.Prepared.from_u_buffer(
+        u,
         req.perm,
         req.dead,
         req.dampUsed,
@@ -184,26 +276,40 @@ function handle(req: WorkerRequest): [unknown, Transferable[]] {
       return [{ seconds: (performance.now() - t0) / 1000 }, []];
     }
     case "quantize": {
-      if (!prep) throw new Error("quantize before prepare/fromParts");
+      if (!prep) throw new Error("quantize before prepare/fromUBuffer");
       const K = prep.k, G = prep.num_groups, rows = req.rows;
-      const q = new Float32Array(rows * K), codes = new Uint8Array(rows * K);
+      // At most ~8 MiB of W (or 256 rows) per call: the wasm memory never
+      // shrinks, so it only ever holds one chunk of W, Q and codes (rows are
+      // independent, so the result does not depend on the chunking).
+      const step = Math.max(256, Math.floor((1 << 21) / K));
+      const qRows = req.qRows;
+      // With qRows, Q goes through one chunk-sized buffer and only the asked
+      // rows are kept: the full [rows, K] Q is never allocated.
+      const q = new Float32Array((qRows ? qRows.length : rows) * K);
+      const qChunk = qRows ? new Float32Array(Math.min(step, rows) * K) : q;
+      const codes = new Uint8Array(rows * K);
       const scale = new Float32Array(rows * G), zero = new Float32Array(rows * G);
       const t0 = performance.now();
-      // At most ~32 MiB of W per call: the wasm memory never shrinks, so it
-      // only ever holds one chunk of W, Q and codes (rows are independent).
-      const step = Math.max(1, Math.floor((1 << 23) / K));
-      let loss = 0;
+      let loss = 0, next = 0;
       for (let r0 = 0; r0 < rows; r0 += step) {
         const r1 = Math.min(rows, r0 + step);
+        const qOut = qRows ? qChunk.subarray(0, (r1 - r0) * K) : q.subarray(r0 * K, r1 * K);
         loss += prep.quantize_rows(
           req.w.subarray(r0 * K, r1 * K),
           r1 - r0,
-          q.subarray(r0 * K, r1 * K),
+          qOut,
           codes.subarray(r0 * K, r1 * K),
           scale.subarray(r0 * G, r1 * G),
           zero.subarray(r0 * G, r1 * G),
         );
+        if (qRows) {
+          for (; next < qRows.length && qRows[next]! < r1; next++) {
+            const r = qRows[next]! - r0;
+            q.set(qChunk.subarray(r * K, (r + 1) * K), next * K);
+          }
+        }
       }
+      discard(req.w);
       const reply: QuantizeReply = {
         q,
         codes,

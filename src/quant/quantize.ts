@@ -13,10 +13,15 @@
  *    `quantization_config`, `quantize_config.json`, the tokenizer files and a
  *    report.
  *
- * Memory holds one block, the calibration activations and one Hessian. Every
- * finished block is journaled in `OUT.gptq-work/` (its packed tensors and the
- * activations after it), so a killed run continues with `resume` and produces
- * the same checkpoint as an uninterrupted one. The output appears atomically.
+ * Memory holds one block, the calibration activations and one Hessian: with
+ * the default two solver Workers, each Hessian is accumulated, prepared and
+ * used for the report's errors on Worker 0 (the activations are posted
+ * there), only its factor is copied to Worker 1, this thread never holds a
+ * `K×K` array, and each weight's memory is handed to the Workers and freed
+ * as soon as it is used. Every finished block is journaled in
+ * `OUT.gptq-work/` (its packed tensors and the activations after it), so a
+ * killed run continues with `resume` and produces the same checkpoint as an
+ * uninterrupted one. The output appears atomically.
  *
  * @module
  */
@@ -45,12 +50,20 @@ import {
 import type { Kernels } from "../runtime/kernels.ts";
 import { createTsKernels, transpose } from "../runtime/ts_kernels.ts";
 import { loadCalibration } from "./calibration.ts";
-import { createParallelGptq, type ParallelGptq, type PreparedLayer } from "./_solver_pool.ts";
+import {
+  createParallelGptq,
+  type ParallelGptq,
+  type PooledHessian,
+  type PreparedLayer,
+} from "./_solver_pool.ts";
 import {
   createWasmSolver,
+  type GptqLayerResult,
   type GptqSolveOptions,
-  hessianErrors,
+  type HessianAccumulator,
+  hessianErrorSums,
   type QuantBackend,
+  sampledRows,
 } from "./solver.ts";
 import { VERSION } from "../version.ts";
 
@@ -216,6 +229,28 @@ function hashSamples(samples: number[][]): string {
     for (const t of s) mix(t);
   }
   return h.toString(16).padStart(8, "0");
+}
+
+/**
+ * Frees a typed array's memory at once (detaches its buffer, which must not
+ * be used again) instead of whenever the garbage collector runs: the large
+ * per-module arrays (W, codes) would otherwise pile up between collections.
+ */
+function discard(a: Float32Array | Uint8Array): void {
+  const b = a.buffer;
+  // Only arrays that own their whole buffer (never a view into a larger one).
+  if (
+    b instanceof ArrayBuffer && !b.detached && a.byteOffset === 0 && a.byteLength === b.byteLength
+  ) {
+    b.transfer(0);
+  }
+}
+
+/** Rows `pick` of a row-major `[·, K]` matrix, as `[pick.length, K]`. */
+function gatherRows(a: Float32Array, pick: readonly number[], K: number): Float32Array {
+  const out = new Float32Array(pick.length * K);
+  pick.forEach((n, i) => out.set(a.subarray(n * K, (n + 1) * K), i * K));
+  return out;
 }
 
 function i32Bytes(a: Int32Array): Uint8Array {
@@ -420,166 +455,239 @@ export async function quantizeModel(
         for (const group of groups) {
           const linSpecs = group.map((name) => folder.arch.linears.find((l) => l.name === name)!);
           const inputs = new Set<LinearInput>(linSpecs.map((l) => l.input));
-          const accs = new Map<LinearInput, ReturnType<QuantBackend["hessian"]>>();
-          for (const l of linSpecs) {
-            if (!accs.has(l.input)) accs.set(l.input, solver.hessian(l.inFeatures(c)));
-          }
-          // A bad Hessian input (NaN/Inf) is reported against the modules it feeds.
-          const inputError = (e: unknown, input: LinearInput, layer: number, s: number) => {
-            if (!(e instanceof GptqError) || e.tensor) return e;
-            const fed = linSpecs.filter((l) => l.input === input).map((l) =>
-              `${folder.arch.blockPrefix}.${layer}.${l.name}`
-            );
-            return new GptqError(
-              e.code,
-              `${e.reason} (input of ${fed.join(", ")}, calibration sample ${s})`,
-              {
-                tensor: fed[0]!,
-                hint: `check the weights of ${folder.arch.blockPrefix}.${layer} ` +
-                  "(e.g. its norms) and the calibration data for NaN/Inf",
-                cause: e,
-              },
-            );
-          };
-          // The block only needs to run until the last input this group reads
-          // (inputs appear in the order attn_in, attn_out, mlp_in, mlp_mid).
-          const last = INPUT_ORDER.filter((i) => inputs.has(i)).at(-1)!;
-          for (let s = 0; s < xs.length; s++) {
-            try {
-              runBlock(ctx, block, xs[s]!, lengths[s]!, kCache, vCache, 0, (input, x, rows) => {
-                if (!inputs.has(input)) return;
-                try {
-                  accs.get(input)!.add(x, 1, rows);
-                } catch (e) {
-                  throw inputError(e, input, layer, s);
-                }
-                if (input === last) throw STOP_BLOCK;
-              });
-            } catch (e) {
-              if (e !== STOP_BLOCK) throw e;
-            }
-          }
+          // One Hessian per distinct input: on Worker 0 of the pool (the
+          // activations are posted there; no K×K array on this thread), or
+          // in this thread's wasm with a given solver / one thread.
+          const pooled = new Map<LinearInput, PooledHessian>();
+          const local = new Map<LinearInput, HessianAccumulator>();
           const hs = new Map<LinearInput, Float32Array>();
-          for (const [k, a] of accs) {
-            hs.set(k, a.h());
-            a.free();
-          }
           let prepared = null as { input: LinearInput; layer: PreparedLayer } | null;
-          for (const l of linSpecs) {
-            const path = `${folder.arch.blockPrefix}.${layer}.${l.name}`;
-            const K = l.inFeatures(c), N = l.outFeatures(c);
-            const rep: ModuleReport = { name: path, layer, K, N, quantized: false };
-            if (notConvert.has(l.name) || notConvert.has(path)) {
-              rep.reason = "listed in modules_to_not_convert";
-            } else if (K % 32 !== 0 || N % 32 !== 0) {
-              rep.reason =
-                `in/out features ${K}/${N} are not multiples of 32, which GPTQ packing needs`;
+          try {
+            for (const l of linSpecs) {
+              if (pooled.has(l.input) || local.has(l.input)) continue;
+              if (pool) pooled.set(l.input, pool.hessian(l.inFeatures(c)));
+              else local.set(l.input, solver.hessian(l.inFeatures(c)));
             }
-            if (rep.reason) {
-              log(`keeping ${path} in full precision: ${rep.reason}`);
-              modules.push(rep);
-              continue;
-            }
-            const raw = await folder.readFloat32(`${path}.weight`);
-            const W = l.layout === "conv1d" ? transpose(raw, K, N) : raw;
-            for (let i = 0; i < W.length; i++) {
-              if (!Number.isFinite(W[i]!)) {
-                throw new GptqError(
-                  "HESSIAN",
-                  `weight has a non-finite value (${W[i]}) at row ${Math.floor(i / K)}, column ${
-                    i % K
-                  }`,
-                  {
-                    file: folder.weights.info(`${path}.weight`).file,
-                    tensor: path,
-                    hint: "the checkpoint is corrupt or was saved after a diverged training step",
-                  },
-                );
-              }
-            }
-            const h = hs.get(l.input)!;
-            const ts = performance.now();
-            const rtn = solver.rtn(W, N, K, solveOpts);
-            let r;
-            if (opts.method === "rtn") r = rtn;
-            else if (pool) {
-              // Modules that read the same input (q/k/v, up/gate) share one prepared Hessian.
-              if (prepared?.input !== l.input) {
-                prepared = { input: l.input, layer: await pool.prepare(h, K, solveOpts, path) };
-              }
-              r = await pool.quantize(prepared.layer, W, N, { name: path });
-            } else r = solver.gptq(W, N, K, h, solveOpts, path);
-            rep.seconds = (performance.now() - ts) / 1000;
-            const errs = await hessianErrors(W, [r.q, rtn.q], h, N, K);
-            Object.assign(rep, {
-              quantized: true,
-              loss: r.loss,
-              gptqError: errs[0],
-              rtnError: errs[1],
-              dampUsed: r.dampUsed,
-              deadColumns: r.deadColumns,
-            });
-            modules.push(rep);
-            const bias = l.bias(c) ? await folder.readFloat32(`${path}.bias`) : null;
-            // Pack: codes [N,K] → [K,N]; zeros [N,G] → [G,N].
-            const G = r.G;
-            const zeros = Uint32Array.from(transpose(r.zero, N, G));
-            const qweight = packQWeight(transpose(r.codes, N, K), K, N, bits as Bits);
-            const qzeros = packQZeros(zeros, G, N, bits as Bits, format, {
-              allowOverflow: format === "gptq",
-            });
-            const scales = scalesToF16(r.scale, N, G);
-            packed.push(
-              {
-                name: `${path}.qweight`,
-                dtype: "I32",
-                shape: [(K * bits) / 32, N],
-                data: i32Bytes(qweight),
-              },
-              {
-                name: `${path}.qzeros`,
-                dtype: "I32",
-                shape: [G, (N * bits) / 32],
-                data: i32Bytes(qzeros),
-              },
-              {
-                name: `${path}.scales`,
-                dtype: "F16",
-                shape: [G, N],
-                data: new Uint8Array(scales.buffer),
-              },
-              { name: `${path}.g_idx`, dtype: "I32", shape: [K], data: i32Bytes(r.gIdx) },
-            );
-            // Later groups (and the next block) see the quantized weight, as the
-            // checkpoint will hold it (fp16 scales), kept packed: an f32 copy
-            // of Q would cost 8× the memory (0.8 GB per Llama-7B block).
-            kernels.release(block.linears.get(l.name)!);
-            block.linears.set(
-              l.name,
-              kernels.linearFromGptq({
-                tensors: {
-                  qweight,
-                  qzeros,
-                  scales,
-                  gIdx: r.gIdx,
-                  bias,
-                  K,
-                  N,
-                  G,
-                  bits: bits as Bits,
+            // A bad Hessian input (NaN/Inf) is reported against the modules it feeds.
+            const inputError = (e: unknown, input: LinearInput, layer: number, s: number) => {
+              if (!(e instanceof GptqError) || e.tensor) return e;
+              const fed = linSpecs.filter((l) => l.input === input).map((l) =>
+                `${folder.arch.blockPrefix}.${layer}.${l.name}`
+              );
+              return new GptqError(
+                e.code,
+                `${e.reason} (input of ${fed.join(", ")}, calibration sample ${s})`,
+                {
+                  tensor: fed[0]!,
+                  hint: `check the weights of ${folder.arch.blockPrefix}.${layer} ` +
+                    "(e.g. its norms) and the calibration data for NaN/Inf",
+                  cause: e,
                 },
-                format,
-              }),
-            );
-            if (bias) {
-              packed.push({
-                name: `${path}.bias`,
-                dtype: "F16",
-                shape: [N],
-                data: fromFloat32(bias, "F16"),
-              });
+              );
+            };
+            // The block only needs to run until the last input this group reads
+            // (inputs appear in the order attn_in, attn_out, mlp_in, mlp_mid).
+            const last = INPUT_ORDER.filter((i) => inputs.has(i)).at(-1)!;
+            // Adds posted to Worker 0 and not yet done; the first failure (in
+            // posting order, as Worker 0 answers in order) is the one reported.
+            const inFlight: Promise<void>[] = [];
+            let failure: unknown = null;
+            for (let s = 0; s < xs.length && failure === null; s++) {
+              try {
+                runBlock(ctx, block, xs[s]!, lengths[s]!, kCache, vCache, 0, (input, x, rows) => {
+                  if (!inputs.has(input)) return;
+                  const pa = pooled.get(input);
+                  if (pa) {
+                    inFlight.push(
+                      pa.add(x, 1, rows).catch((e) => {
+                        failure ??= inputError(e, input, layer, s);
+                      }),
+                    );
+                  } else {
+                    try {
+                      local.get(input)!.add(x, 1, rows);
+                    } catch (e) {
+                      throw inputError(e, input, layer, s);
+                    }
+                  }
+                  if (input === last) throw STOP_BLOCK;
+                });
+              } catch (e) {
+                if (e !== STOP_BLOCK) throw e;
+              }
+              // At most two samples' activations wait on Worker 0 (bounded memory).
+              while (inFlight.length > 2 * pooled.size) await inFlight.shift();
             }
-            sampleRss();
+            await Promise.all(inFlight);
+            if (failure !== null) throw failure;
+            for (const [k, a] of local) {
+              hs.set(k, a.h());
+              a.free();
+            }
+            local.clear();
+            for (const l of linSpecs) {
+              const path = `${folder.arch.blockPrefix}.${layer}.${l.name}`;
+              const K = l.inFeatures(c), N = l.outFeatures(c);
+              const rep: ModuleReport = { name: path, layer, K, N, quantized: false };
+              if (notConvert.has(l.name) || notConvert.has(path)) {
+                rep.reason = "listed in modules_to_not_convert";
+              } else if (K % 32 !== 0 || N % 32 !== 0) {
+                rep.reason =
+                  `in/out features ${K}/${N} are not multiples of 32, which GPTQ packing needs`;
+              }
+              if (rep.reason) {
+                log(`keeping ${path} in full precision: ${rep.reason}`);
+                modules.push(rep);
+                continue;
+              }
+              // Read and convert here rather than with readFloat32, so the stored
+              // bytes (half of W's size for f16) are freed at once.
+              const stored = await folder.read(`${path}.weight`);
+              let W = toFloat32(stored.data, stored.dtype);
+              discard(stored.data);
+              if (l.layout === "conv1d") {
+                const raw = W;
+                W = transpose(raw, K, N);
+                discard(raw);
+              }
+              for (let i = 0; i < W.length; i++) {
+                if (!Number.isFinite(W[i]!)) {
+                  throw new GptqError(
+                    "HESSIAN",
+                    `weight has a non-finite value (${W[i]}) at row ${Math.floor(i / K)}, column ${
+                      i % K
+                    }`,
+                    {
+                      file: folder.weights.info(`${path}.weight`).file,
+                      tensor: path,
+                      hint: "the checkpoint is corrupt or was saved after a diverged training step",
+                    },
+                  );
+                }
+              }
+              // The report's errors use at most 256 evenly spaced rows; only
+              // those rows of W, Q and the RTN baseline are kept for it.
+              const pick = sampledRows(N);
+              const wRows = gatherRows(W, pick, K);
+              const ts = performance.now();
+              let r: GptqLayerResult, qRows: Float32Array, rtnRows: Float32Array;
+              if (opts.method === "rtn") {
+                r = solver.rtn(W, N, K, solveOpts);
+                qRows = rtnRows = gatherRows(r.q, pick, K);
+              } else {
+                // RTN is row by row, so its sampled rows equal those of a full run.
+                rtnRows = solver.rtn(wRows, pick.length, K, solveOpts).q;
+                const pa = pooled.get(l.input);
+                if (pool && pa) {
+                  // Modules that read the same input (q/k/v, up/gate) share one prepared Hessian.
+                  if (prepared?.input !== l.input) {
+                    prepared = { input: l.input, layer: await pa.prepare(solveOpts, path) };
+                  }
+                  // W's memory moves to the Workers (no copy left here).
+                  r = await pool.quantize(prepared.layer, W, N, {
+                    name: path,
+                    qRows: pick,
+                    transferW: true,
+                  });
+                  qRows = r.q;
+                } else {
+                  r = solver.gptq(W, N, K, hs.get(l.input)!, solveOpts, path);
+                  qRows = gatherRows(r.q, pick, K);
+                }
+              }
+              discard(W); // not needed any more: free its N·K floats now, not at some GC
+              rep.seconds = (performance.now() - ts) / 1000;
+              // [W−Q; W−RTN] on the sampled rows, one GEMM against H.
+              const M = 2 * pick.length;
+              const d = new Float32Array(M * K);
+              for (let i = 0; i < pick.length * K; i++) {
+                d[i] = wRows[i]! - qRows[i]!;
+                d[pick.length * K + i] = wRows[i]! - rtnRows[i]!;
+              }
+              const pa = pooled.get(l.input);
+              const sums = pa
+                ? Array.from(await pa.errorSums(d, M, 2))
+                : await hessianErrorSums(d, M, hs.get(l.input)!, K, 2);
+              const errs = sums.map((t) => (t * N) / pick.length);
+              Object.assign(rep, {
+                quantized: true,
+                loss: r.loss,
+                gptqError: errs[0],
+                rtnError: errs[1],
+                dampUsed: r.dampUsed,
+                deadColumns: r.deadColumns,
+              });
+              modules.push(rep);
+              const bias = l.bias(c) ? await folder.readFloat32(`${path}.bias`) : null;
+              // Pack: codes [N,K] → [K,N]; zeros [N,G] → [G,N].
+              const G = r.G;
+              const zeros = Uint32Array.from(transpose(r.zero, N, G));
+              const codesKN = transpose(r.codes, N, K);
+              discard(r.codes);
+              const qweight = packQWeight(codesKN, K, N, bits as Bits);
+              discard(codesKN);
+              const qzeros = packQZeros(zeros, G, N, bits as Bits, format, {
+                allowOverflow: format === "gptq",
+              });
+              const scales = scalesToF16(r.scale, N, G);
+              packed.push(
+                {
+                  name: `${path}.qweight`,
+                  dtype: "I32",
+                  shape: [(K * bits) / 32, N],
+                  data: i32Bytes(qweight),
+                },
+                {
+                  name: `${path}.qzeros`,
+                  dtype: "I32",
+                  shape: [G, (N * bits) / 32],
+                  data: i32Bytes(qzeros),
+                },
+                {
+                  name: `${path}.scales`,
+                  dtype: "F16",
+                  shape: [G, N],
+                  data: new Uint8Array(scales.buffer),
+                },
+                { name: `${path}.g_idx`, dtype: "I32", shape: [K], data: i32Bytes(r.gIdx) },
+              );
+              // Later groups (and the next block) see the quantized weight, as the
+              // checkpoint will hold it (fp16 scales), kept packed: an f32 copy
+              // of Q would cost 8× the memory (0.8 GB per Llama-7B block).
+              kernels.release(block.linears.get(l.name)!);
+              block.linears.set(
+                l.name,
+                kernels.linearFromGptq({
+                  tensors: {
+                    qweight,
+                    qzeros,
+                    scales,
+                    gIdx: r.gIdx,
+                    bias,
+                    K,
+                    N,
+                    G,
+                    bits: bits as Bits,
+                  },
+                  format,
+                }),
+              );
+              if (bias) {
+                packed.push({
+                  name: `${path}.bias`,
+                  dtype: "F16",
+                  shape: [N],
+                  data: fromFloat32(bias, "F16"),
+                });
+              }
+              sampleRss();
+            }
+          } finally {
+            // Free this group's Hessians (and the prepared factor) before the next group's.
+            // (A failure here means a dead Worker, reported by the next call.)
+            for (const a of local.values()) a.free();
+            await Promise.all([...pooled.values()].map((a) => a.free().catch(() => {})));
+            if (pool && pooled.size) await pool.release().catch(() => {});
           }
         }
         // Next block's inputs: the block with all its quantized weights.

@@ -135,3 +135,41 @@ Deno.test("quantize: GPTQ on the tiny llama is chaotic at float-rounding level (
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("quantize: the 2-Worker path (Hessians on Worker 0) writes the same bytes and report as the 1-thread path", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const cal = await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "calibration_ids");
+    const { kernels } = await selectKernels("auto");
+    for (const extra of [{}, { desc_act: true, bits: 3, true_sequential: false }]) {
+      const cfg = { bits: 4, group_size: 32, dataset: cal, model_seqlen: 128, ...extra };
+      const one = await quantizeModel(`${GOLD}llama`, `${tmp}/one`, cfg, {
+        kernels,
+        threads: 1,
+        force: true,
+      });
+      const two = await quantizeModel(`${GOLD}llama`, `${tmp}/two`, cfg, {
+        kernels,
+        threads: 2,
+        force: true,
+      });
+      const what = JSON.stringify(extra);
+      const a = await Deno.readFile(`${tmp}/one/model.safetensors`);
+      const b = await Deno.readFile(`${tmp}/two/model.safetensors`);
+      assert.equal(a.length, b.length, `${what}: sizes`);
+      assert.ok(a.every((v, i) => v === b[i]), `${what}: model.safetensors bytes differ`);
+      // Same per-module results, the report's Hessian errors included (Worker 0
+      // computes them against the H it accumulated; loss is a sum over rows).
+      const strip = ({ seconds: _, loss: __, ...m }: (typeof one.modules)[number]) => m;
+      assert.deepEqual(two.modules.map(strip), one.modules.map(strip), what);
+      assert.ok(one.modules.some((m) => m.quantized), what);
+      for (const [i, m] of two.modules.entries()) {
+        const l = one.modules[i]!.loss!;
+        assert.ok(Math.abs(m.loss! - l) <= 1e-9 * Math.abs(l), `${m.name}: loss ${m.loss} vs ${l}`);
+        assert.ok(m.gptqError! > 0 && m.gptqError! < m.rtnError!, `${m.name}: GPTQ beats RTN`);
+      }
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

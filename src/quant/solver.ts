@@ -341,9 +341,8 @@ export async function hessianErrors(
   K: number,
   maxRows = 256,
 ): Promise<number[]> {
-  await loadWasm();
-  const rows = Math.min(N, maxRows);
-  const pick = Array.from({ length: rows }, (_, i) => Math.floor((i * N) / rows));
+  const pick = sampledRows(N, maxRows);
+  const rows = pick.length;
   const M = rows * qs.length;
   const d = new Float32Array(M * K);
   qs.forEach((q, j) => {
@@ -352,16 +351,80 @@ export async function hessianErrors(
       for (let k = 0; k < K; k++) d[o + k] = w[n * K + k]! - q[n * K + k]!;
     });
   });
+  const sums = await hessianErrorSums(d, M, h, K, qs.length);
+  return sums.map((t) => (t * N) / rows);
+}
+
+/**
+ * The rows {@linkcode hessianErrors} samples: `min(N, maxRows)` evenly
+ * spaced rows, ascending and distinct.
+ *
+ * @example
+ * ```ts
+ * import { sampledRows } from "./solver.ts";
+ * console.log(sampledRows(10, 4)); // [ 0, 2, 5, 7 ]
+ * ```
+ *
+ * @param N Rows of the weight.
+ * @param maxRows Rows sampled at most (default 256).
+ * @returns Row indices.
+ */
+export function sampledRows(N: number, maxRows = 256): number[] {
+  const rows = Math.min(N, maxRows);
+  return Array.from({ length: rows }, (_, i) => Math.floor((i * N) / rows));
+}
+
+/**
+ * The sums behind {@linkcode hessianErrors}: with `Y = D·H` (one WASM
+ * matmul over all `M` rows of `d`), `Σ Y[i,j]·D[i,j]` in f64 for each of
+ * `parts` equal row blocks of `d`. Scaling a block's sum by `N / rows`
+ * gives its error estimate. Worker 0 of the parallel solver computes the
+ * same sums, bit for bit, against a Hessian it holds.
+ *
+ * @example
+ * ```ts
+ * import { hessianErrorSums } from "./solver.ts";
+ * const h = new Float32Array([2, 0, 0, 3]);
+ * const d = new Float32Array([1, 1, 0, 2]); // two rows
+ * console.log(await hessianErrorSums(d, 2, h, 2, 2)); // [ 5, 12 ]
+ * ```
+ *
+ * @param d Difference rows `W−Q`, `[M, K]`.
+ * @param M Rows of `d`.
+ * @param h Hessian `[K, K]` (symmetric).
+ * @param K Columns.
+ * @param parts Equal row blocks of `d` to sum separately.
+ * @returns One sum per block.
+ */
+export async function hessianErrorSums(
+  d: Float32Array,
+  M: number,
+  h: Float32Array,
+  K: number,
+  parts: number,
+): Promise<number[]> {
+  if (
+    !Number.isSafeInteger(M) || !Number.isSafeInteger(parts) || parts < 1 || M % parts !== 0 ||
+    d.length !== M * K || h.length !== K * K
+  ) {
+    throw new GptqError(
+      "SHAPE",
+      `hessianErrorSums: D has ${d.length} values for ${M} rows of K = ${K} in ${parts} parts, ` +
+        `H has ${h.length} (K² = ${K * K})`,
+    );
+  }
+  await loadWasm();
+  const per = (M / parts) * K;
   const hw = glue.WeightBuf.from_f32(h, K, K);
   const x = glue.F32Buf.from_array(d);
   const y = new glue.F32Buf(M * K);
   try {
     glue.Kernels.matmul(x, M, hw, 0, K, y, 0, K);
     const dh = y.to_vec();
-    return qs.map((_, j) => {
+    return Array.from({ length: parts }, (_, j) => {
       let t = 0;
-      for (let i = j * rows * K; i < (j + 1) * rows * K; i++) t += dh[i]! * d[i]!;
-      return (t * N) / rows;
+      for (let i = j * per; i < (j + 1) * per; i++) t += dh[i]! * d[i]!;
+      return t;
     });
   } finally {
     hw.free();

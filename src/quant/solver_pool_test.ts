@@ -3,7 +3,14 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { GptqError } from "../errors.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
-import { createWasmSolver, type GptqLayerResult, type GptqSolveOptions } from "./solver.ts";
+import {
+  createWasmSolver,
+  type GptqLayerResult,
+  type GptqSolveOptions,
+  hessianError,
+  hessianErrorSums,
+  sampledRows,
+} from "./solver.ts";
 import { createParallelGptq } from "./_solver_pool.ts";
 
 const DIR = fileURLToPath(new URL("../../../shared/data/golden/autogptq/", import.meta.url));
@@ -202,5 +209,147 @@ Deno.test("parallel solver: one prepare, quantize with 1 and 2 Workers and two w
   await assert.rejects(
     pool.quantize(prepared, new Float32Array(N * K), N, { name: "k_proj" }),
     (e: Error) => e instanceof GptqError && /replaced/.test(e.message) && /k_proj/.test(e.message),
+  );
+});
+
+Deno.test("pooled Hessian: AutoGPTQ's activations accumulated on Worker 0 give its H, and the same layer, Q rows and error sums as the single-thread path", async () => {
+  const s = await createWasmSolver();
+  using pool = await createParallelGptq(2);
+  const c = JSON.parse(await Deno.readTextFile(DIR + "cases.json")).cases[0] as Record<
+    string,
+    string
+  >;
+  using f = await SafetensorsFile.open(DIR + c.file);
+  const [N, K] = f.info("W").shape as [number, number];
+  const [S, T] = f.info("X").shape as [number, number, number];
+  const W = await f.readFloat32("W"), X = await f.readFloat32("X");
+  const Hgold = await f.readFloat32("H"), Qgold = await f.readFloat32("Q");
+  const opts: GptqSolveOptions = {
+    bits: Number(c.bits),
+    group_size: Number(c.group_size),
+    sym: c.sym === "true",
+    desc_act: c.desc_act === "true",
+    static_groups: false,
+    damp_percent: Number(c.damp_percent),
+  };
+  // One sequence per add, as AutoGPTQ's add_batch saw them.
+  const local = s.hessian(K);
+  const pooled = pool.hessian(K);
+  const adds: Promise<void>[] = [];
+  for (let q = 0; q < S; q++) {
+    const x = X.subarray(q * T * K, (q + 1) * T * K);
+    local.add(x, 1, T);
+    adds.push(pooled.add(x, 1, T));
+  }
+  await Promise.all(adds);
+  const h = local.h();
+  local.free();
+  // f32 sums in another order than torch's: equal up to rounding, relative to H's scale.
+  let maxDiff = 0, scale = 0;
+  for (let i = 0; i < h.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(h[i]! - Hgold[i]!));
+    scale = Math.max(scale, Math.abs(Hgold[i]!));
+  }
+  assert.ok(maxDiff <= 1e-5 * scale, `H differs from AutoGPTQ's by ${maxDiff} (max |H| ${scale})`);
+
+  const ref = s.gptq(W, N, K, h, opts);
+  const prepared = await pooled.prepare(opts, "q_proj");
+  assertSameLayer(await pool.quantize(prepared, W, N), ref, "prepared from Worker 0's H");
+  const pick = sampledRows(N, 40);
+  const some = await pool.quantize(prepared, W, N, { qRows: pick });
+  assert.equal(some.q.length, pick.length * K);
+  pick.forEach((n, i) => {
+    assert.deepEqual(some.q.subarray(i * K, (i + 1) * K), ref.q.subarray(n * K, (n + 1) * K));
+  });
+  assert.deepEqual(some.codes, ref.codes);
+  await assert.rejects(
+    pool.quantize(prepared, W, N, { qRows: [3, 2] }),
+    (e: Error) => e instanceof GptqError && e.code === "INVALID_ARGUMENT",
+  );
+
+  // Error sums on Worker 0 = the main thread's on the same H, bit for bit, and
+  // the plain f64 definition within float rounding; GPTQ's error < RTN's.
+  const rtn = s.rtn(W, N, K, opts);
+  const d = new Float32Array(2 * pick.length * K);
+  pick.forEach((n, i) => {
+    for (let k = 0; k < K; k++) {
+      d[i * K + k] = W[n * K + k]! - ref.q[n * K + k]!;
+      d[(pick.length + i) * K + k] = W[n * K + k]! - rtn.q[n * K + k]!;
+    }
+  });
+  const want = await hessianErrorSums(d, 2 * pick.length, h, K, 2);
+  const got = Array.from(await pooled.errorSums(d.slice(), 2 * pick.length, 2));
+  assert.deepEqual(got, want);
+  const gather = (a: Float32Array) => {
+    const out = new Float32Array(pick.length * K);
+    pick.forEach((n, i) => out.set(a.subarray(n * K, (n + 1) * K), i * K));
+    return out;
+  };
+  const plain = [ref.q, rtn.q].map((q) => hessianError(gather(W), gather(q), h, pick.length, K));
+  for (const j of [0, 1]) {
+    assert.ok(
+      Math.abs(got[j]! - plain[j]!) <= 1e-4 * plain[j]!,
+      `sum ${j}: ${got[j]} vs ${plain[j]}`,
+    );
+  }
+  assert.ok(got[0]! < got[1]!, "GPTQ's Hessian error is below RTN's");
+  // Our Q is AutoGPTQ's (up to rare rounding ties), so its error is too.
+  const dg = d.slice(0, pick.length * K);
+  pick.forEach((n, i) => {
+    for (let k = 0; k < K; k++) dg[i * K + k] = W[n * K + k]! - Qgold[n * K + k]!;
+  });
+  const [gold] = await hessianErrorSums(dg, pick.length, h, K, 1);
+  assert.ok(Math.abs(gold! - got[0]!) <= 1e-3 * got[0]!, `AutoGPTQ's Q: ${gold} vs ${got[0]}`);
+  await pooled.free();
+  await assert.rejects(
+    pooled.add(X.subarray(0, T * K), 1, T),
+    (e: Error) => e instanceof GptqError && /after free/.test(e.message),
+  );
+});
+
+Deno.test("pooled Hessian: NaN input, wrong shapes and late adds are clear errors; the pool keeps working", async () => {
+  const s = await createWasmSolver();
+  using pool = await createParallelGptq(2);
+  const K = 64, T = 16, r = rng(3);
+  const x = new Float32Array(T * K).map(() => r());
+  const bad = x.slice();
+  bad[5 * K + 9] = NaN;
+  const acc = pool.hessian(K);
+  await acc.add(x, 1, T);
+  await assert.rejects(
+    acc.add(bad, 1, T),
+    (e: Error) =>
+      e instanceof GptqError && e.code === "HESSIAN" && /X\[5, 9\] = NaN/.test(e.message),
+  );
+  await assert.rejects(
+    acc.add(x.subarray(1), 1, T),
+    (e: Error) =>
+      e instanceof GptqError && e.code === "SHAPE" && /expected 1×16×64/.test(e.message),
+  );
+  // The NaN batch was refused before touching H: H is that of the good batch alone.
+  const local = s.hessian(K);
+  local.add(x, 1, T);
+  const opts: GptqSolveOptions = {
+    bits: 4,
+    group_size: 32,
+    sym: true,
+    desc_act: false,
+    static_groups: false,
+    damp_percent: 0.01,
+  };
+  const w = new Float32Array(8 * K).map(() => r());
+  const ref = s.gptq(w, 8, K, local.h(), opts);
+  local.free();
+  const prepared = await acc.prepare(opts);
+  assertSameLayer(await pool.quantize(prepared, w, 8), ref, "after a refused batch");
+  await assert.rejects(
+    acc.add(x, 1, T),
+    (e: Error) => e instanceof GptqError && /after prepare/.test(e.message),
+  );
+  await acc.free();
+  await pool.release();
+  await assert.rejects(
+    pool.quantize(prepared, w, 8),
+    (e: Error) => e instanceof GptqError && /replaced/.test(e.message),
   );
 });

@@ -10,9 +10,17 @@
 //!   `u()`/`perm()`/`dead()`.
 //! * `rtn_quantize`: round-to-nearest baseline into caller slices.
 //!
+//! Memory: a Worker that accumulates a Hessian prepares it in place
+//! (`HessianAcc.prepare`, no copy of `H` leaves wasm), answers the report's
+//! error sums against it (`HessianAcc.error_sums`), and ships the factor to
+//! other Workers in slices (`Prepared.u_range` → `UBuffer.write` →
+//! `Prepared.from_u_buffer`), so no Worker ever holds more than one extra
+//! slice of `U` besides its own `K×K`.
+//!
 //! Errors are thrown as JS `Error`s with the solver's message.
 
 use gptq_core::gptq as g;
+use gptq_core::runtime::{matmul, Weights};
 use wasm_bindgen::prelude::*;
 
 fn err(e: g::GptqError) -> JsError {
@@ -98,6 +106,113 @@ impl HessianAcc {
         out.copy_from_slice(h);
         Ok(())
     }
+
+    /// Prepares the accumulated `H` for quantization without copying it out:
+    /// the same as `prepare_hessian(acc.h(), ...)` (bit for bit), and the
+    /// accumulator keeps `H` (for `error_sums`). `blocksize` 0 means 128.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare(
+        &mut self,
+        bits: u32,
+        group_size: i32,
+        sym: bool,
+        desc_act: bool,
+        static_groups: bool,
+        damp_percent: f32,
+        damp_auto_increment: f32,
+        blocksize: usize,
+        mse: bool,
+    ) -> Result<Prepared, JsError> {
+        let cfg = config(
+            bits,
+            group_size,
+            sym,
+            desc_act,
+            static_groups,
+            damp_percent,
+            damp_auto_increment,
+            blocksize,
+            mse,
+        );
+        let k = self.inner.k();
+        Ok(Prepared {
+            inner: g::prepare_hessian(self.inner.h(), k, &cfg).map_err(err)?,
+        })
+    }
+
+    /// The report's Hessian error sums: with `Y = D·H` (`D` = `m×K`
+    /// difference rows `W−Q`, the same matmul as `Kernels.matmul` with `H` as
+    /// an f32 weight), returns for each of `parts` equal row blocks of `D`
+    /// `Σ Y[i,j]·D[i,j]` summed in f64 in row-major order.
+    pub fn error_sums(&mut self, d: &[f32], m: usize, parts: usize) -> Result<Vec<f64>, JsError> {
+        let k = self.inner.k();
+        if parts == 0 || !m.is_multiple_of(parts) || Some(d.len()) != m.checked_mul(k) {
+            return Err(JsError::new(&format!(
+                "error_sums: D has {} values for {m} rows of K = {k} in {parts} equal parts",
+                d.len()
+            )));
+        }
+        let mut y = vec![0.0f32; m * k];
+        matmul(
+            d,
+            m,
+            k,
+            Weights::F32(self.inner.h()),
+            None,
+            0,
+            k,
+            &mut y,
+            0,
+            k,
+        )
+        .map_err(|e| JsError::new(&e.0))?;
+        let per = m / parts * k;
+        Ok(y.chunks(per.max(1))
+            .zip(d.chunks(per.max(1)))
+            .map(|(ys, ds)| {
+                ys.iter()
+                    .zip(ds)
+                    .fold(0.0f64, |t, (&a, &b)| t + a as f64 * b as f64)
+            })
+            .collect())
+    }
+}
+
+/// A `K×K` factor being received in slices from another Worker
+/// (`Prepared.u_range` there), then turned into a `Prepared` by
+/// `Prepared.from_u_buffer` without another copy.
+#[wasm_bindgen]
+pub struct UBuffer {
+    data: Vec<f32>,
+}
+
+#[wasm_bindgen]
+impl UBuffer {
+    /// A zero buffer of `len` values.
+    #[wasm_bindgen(constructor)]
+    pub fn new(len: usize) -> UBuffer {
+        UBuffer {
+            data: vec![0.0; len],
+        }
+    }
+
+    /// Copies `values` to `offset..offset + values.len()`.
+    pub fn write(&mut self, offset: usize, values: &[f32]) -> Result<(), JsError> {
+        let len = self.data.len();
+        match self
+            .data
+            .get_mut(offset..offset.saturating_add(values.len()))
+        {
+            Some(dst) => {
+                dst.copy_from_slice(values);
+                Ok(())
+            }
+            None => Err(JsError::new(&format!(
+                "UBuffer.write: {} values at {offset} exceed the buffer's {len}",
+                values.len()
+            ))),
+        }
+    }
 }
 
 /// A prepared Hessian (factor `U`, permutation, dead columns, damping).
@@ -173,6 +288,51 @@ impl Prepared {
             inner: g::PreparedHessian::from_parts(k, &cfg, u, perm, dead, damp_used)
                 .map_err(err)?,
         })
+    }
+
+    /// `from_parts` with the factor received into `u` (consumed, not copied).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_u_buffer(
+        u: UBuffer,
+        perm: Vec<u32>,
+        dead: Vec<u8>,
+        damp_used: f32,
+        k: usize,
+        bits: u32,
+        group_size: i32,
+        sym: bool,
+        desc_act: bool,
+        static_groups: bool,
+        blocksize: usize,
+        mse: bool,
+    ) -> Result<Prepared, JsError> {
+        Prepared::from_parts(
+            u.data,
+            perm,
+            dead,
+            damp_used,
+            k,
+            bits,
+            group_size,
+            sym,
+            desc_act,
+            static_groups,
+            blocksize,
+            mse,
+        )
+    }
+
+    /// `len` values of the factor `U` (row-major `K×K`) from `offset`.
+    pub fn u_range(&self, offset: usize, len: usize) -> Result<Vec<f32>, JsError> {
+        let u = self.inner.u();
+        u.get(offset..offset.saturating_add(len))
+            .map(|s| s.to_vec())
+            .ok_or_else(|| {
+                JsError::new(&format!(
+                    "u_range: {len} values at {offset} exceed U's {}",
+                    u.len()
+                ))
+            })
     }
 
     /// Input features `K`.
