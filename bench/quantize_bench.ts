@@ -7,7 +7,8 @@
  * deno run -A bench/quantize_bench.ts            # hidden 1024, intermediate 2752 (Llama-7B ÷ 4), 8×512 tokens
  * deno run -A bench/quantize_bench.ts --quick    # hidden 512, intermediate 1376 (÷ 8), 4×256 tokens
  * deno run -A bench/quantize_bench.ts --llama7b  # hidden 4096, intermediate 11008: hours today (see below)
- * deno run -A bench/quantize_bench.ts --threads 1    # in-process solver: Hessian/GPTQ/RTN split
+ * deno run -A bench/quantize_bench.ts --threads 1    # one solver Worker (least memory)
+ * deno run -A bench/quantize_bench.ts --split        # in-process solver, timed: Hessian/GPTQ/RTN split
  * deno run -A bench/quantize_bench.ts --hidden 2048 --intermediate 5504 --nsamples 8 --seqlen 512 --layers 2
  * ```
  *
@@ -15,13 +16,14 @@
  * `../shared/data/golden/models/llama/tokenizer.json`), so the embeddings are
  * small; the calibration text is the first 2 MB of WikiText-2 test.
  *
- * Timing split: the forward kernels and the solver are wrapped, so the report
- * shows forward (all kernel calls), Hessian accumulation, GPTQ solve, RTN
- * (for the report's GPTQ/RTN ratio) and "other" = block time − those, which
- * is mostly `hessianError` (TypeScript, N·K² multiply-adds, called twice per
- * module for the report) plus packing and the journal's I/O. At true Llama-7B
- * widths `hessianError` alone is ~2.3·10¹² multiply-adds per block, which is
- * why the default shape is scaled down.
+ * Timing split: the forward kernels are always wrapped (all kernel calls);
+ * the solver's time is the modules' solver seconds from the report (GPTQ +
+ * RTN on the Workers). With `--split` the solver runs in-process, wrapped, so
+ * Hessian accumulation, GPTQ and RTN are timed separately (that path keeps K×K
+ * arrays on the main thread, so its memory is not the CLI's). "Other" is block
+ * time minus those: the report's sampled-row Hessian errors, packing and the
+ * journal's I/O. Peak RSS is sampled by `quantizeModel` (all threads of the
+ * process).
  *
  * @module
  */
@@ -47,8 +49,10 @@ const layers = num("--layers", 2);
 const nsamples = num("--nsamples", quick ? 4 : 8);
 const seqlen = num("--seqlen", quick ? 256 : 512);
 const vocab = 1024;
-/** Solver Workers: 2 (the CLI's default) runs the real parallel path; 1 wraps the solver for a finer split. */
+/** Solver Workers: 2 is the CLI's default; 1 holds one copy of the Hessian's factor fewer. */
 const threads = num("--threads", 2);
+/** In-process solver wrapped with timers (the fine time split; not the CLI's memory profile). */
+const split = flag("--split");
 
 const dataDir = new URL("../../shared/data/", import.meta.url);
 const tmp = await Deno.makeTempDir({ prefix: "gptq-qbench-" });
@@ -186,7 +190,9 @@ console.log(
 );
 console.log(
   `calibration: ${nsamples} samples × ${seqlen} tokens; 4-bit g128 sym, true-sequential; ` +
-    `solver on ${threads} Worker${threads === 1 ? " (in-process, timed)" : "s"}`,
+    (split
+      ? "solver in-process (timed)"
+      : `solver on ${threads} Worker${threads === 1 ? "" : "s"}`),
 );
 const rssBefore = Deno.memoryUsage().rss;
 try {
@@ -198,13 +204,13 @@ try {
     model_seqlen: seqlen,
   }, {
     kernels: timedKernels,
-    ...(threads === 1 ? { solver: timedSolver } : { threads }),
+    ...(split ? { solver: timedSolver } : { threads }),
     onBlock: (d, n) => console.log(`  block ${d}/${n} done`),
   });
   const blocks = rep.blockSeconds;
   const totalBlocks = blocks.reduce((a, b) => a + b, 0);
   const s = (ms: number) => ms / 1000;
-  const solverMs = threads === 1
+  const solverMs = split
     ? time.gptq + time.rtn
     : 1000 * rep.modules.reduce((a, m) => a + (m.seconds ?? 0), 0);
   const other = totalBlocks - s(time.forward + time.hessianAdd + solverMs);
@@ -212,7 +218,7 @@ try {
   const outBytes = (await Deno.stat(`${outDir}/model.safetensors`)).size;
   console.log(`seconds per block: ${blocks.map((b) => b.toFixed(1)).join(", ")}`);
   console.log(`  forward (kernels)      ${s(time.forward).toFixed(1)} s  ${pct(s(time.forward))}`);
-  if (threads === 1) {
+  if (split) {
     console.log(
       `  Hessian accumulation   ${s(time.hessianAdd).toFixed(1)} s  ${pct(s(time.hessianAdd))}`,
     );
@@ -220,11 +226,11 @@ try {
     console.log(`  RTN (report)           ${s(time.rtn).toFixed(1)} s  ${pct(s(time.rtn))}`);
   } else {
     console.log(
-      `  GPTQ + RTN, ${threads} Workers ${s(solverMs).toFixed(1)} s  ${pct(s(solverMs))}`,
+      `  GPTQ + RTN, ${threads} Worker(s) ${s(solverMs).toFixed(1)} s  ${pct(s(solverMs))}`,
     );
   }
   console.log(
-    `  other (Hessians${threads === 1 ? "" : " incl."}, hessianError ×2, packing, journal I/O) ` +
+    `  other (Hessians${split ? "" : " incl."}, hessianError ×2, packing, journal I/O) ` +
       `${other.toFixed(1)} s  ${pct(other)}`,
   );
   console.log(

@@ -110,6 +110,12 @@ export const quantizeCommand: Command = {
     resume: { type: "boolean", description: "continue a killed run from its last finished block" },
     force: { type: "boolean", description: "replace an existing output folder" },
     backend: BACKEND_OPTION,
+    threads: {
+      type: "string",
+      valueName: "N",
+      description: "solver Workers (default 2; identical output for any N; each extra one holds " +
+        "another copy of the Hessian's factor, so 1 uses least memory)",
+    },
   },
   async run(args, io) {
     const model = args.positionals[0];

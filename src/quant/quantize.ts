@@ -111,7 +111,11 @@ export interface QuantizeOptions {
   resume?: boolean;
   /** Forward-pass kernels (default: TypeScript reference). */
   kernels?: Kernels;
-  /** Solver threads (Workers) for the GPTQ column loop; default 2 (results are bit-identical for any count). */
+  /**
+   * Solver Workers for the GPTQ column loop; default 2. Results are
+   * bit-identical for any count; each extra Worker holds one more copy of the
+   * Hessian's factor (K² floats), so 1 is the lean choice when memory is tight.
+   */
   threads?: number;
   /** Solver (default: WASM). */
   solver?: QuantBackend;
@@ -416,7 +420,10 @@ export async function quantizeModel(
       const kernels = opts.kernels ?? createTsKernels();
       const solver = opts.solver ?? await createWasmSolver();
       const threads = opts.solver ? 1 : Math.max(1, opts.threads ?? 2);
-      pool = threads > 1 ? await createParallelGptq(threads) : null;
+      // The solver always runs on Workers (one is enough): Worker 0 holds the
+      // Hessian and its factor, so the main thread never holds a K×K array.
+      // A caller-supplied `solver` runs in-process instead.
+      pool = opts.solver ? null : await createParallelGptq(threads);
       log(`backends: forward ${kernels.name}, solver ${solver.name}`);
       const lm = await CausalLM.load(folder, { kernels, blocks: false });
       const ctx = blockContext(folder, kernels);
