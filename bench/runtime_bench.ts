@@ -290,7 +290,7 @@ async function matmulSection(pool: MatmulPool, wasm: Kernels, copyGBs: number): 
 }
 
 // ---------------------------------------------------------------- model
-const { hidden: H, intermediate: I, heads: HEADS } = LLAMA7B;
+const { hidden: H, intermediate: I } = LLAMA7B;
 const LAYERS = 2, VOCAB = 32000;
 
 async function buildModel(dir: string): Promise<void> {
