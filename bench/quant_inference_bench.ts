@@ -30,6 +30,7 @@
  * ```sh
  * deno run -A bench/quant_inference_bench.ts              # layers: enough for 4-bit > 1.25 × L3
  * deno run -A bench/quant_inference_bench.ts --layers 4   # fixed depth
+ * deno run -A bench/quant_inference_bench.ts --only gptq  # one variant (fp16, gptq, gptq-act): clean RSS
  * deno run -A bench/quant_inference_bench.ts --quick      # 2 layers, fewer tokens
  * ```
  *
@@ -393,6 +394,10 @@ const variants: [Variant, string][] = [
   ["gptq", "GPTQ 4-bit g128"],
   ["gptq-act", "GPTQ 4-bit g128 act-order"],
 ];
+// `--only gptq` (or fp16, gptq-act) measures one variant: its RSS is then not
+// mixed with an earlier variant's (wasm memory never shrinks).
+const only = Deno.args.includes("--only") ? Deno.args[Deno.args.indexOf("--only") + 1] : null;
+if (only) variants.splice(0, variants.length, ...variants.filter(([v]) => v === only));
 const results: Result[] = [];
 const tmp = await Deno.makeTempDir({ prefix: "gptq-quant-bench-" });
 try {
@@ -451,32 +456,34 @@ for (const r of results) {
   ], W));
 }
 const [fp, q, qa, qg] = results as [Result, Result, Result, Result];
-console.log(
-  `prefill/decode: tokens/s. held: bytes the backend keeps for all linears incl. lm_head ` +
-    `(= weight bytes streamed per decoded token). GB/s = GB/token × decode tokens/s; ` +
-    `%copy: of the copy's read + write traffic (${gb(2 * copy)} GB/s).`,
-);
-console.log(
-  `4-bit vs fp16 decode: g128 ×${fmt(q.decodeTps / fp.decodeTps, 2)}, act-order ×${
-    fmt(qa.decodeTps / fp.decodeTps, 2)
-  } (ideal from bytes: ×${
-    fmt(fp.heldBytes / (q.fileBytes - (fp.fileBytes - fp.heldBytes)), 2)
-  }); ` +
-    `prefill: g128 ×${fmt(q.prefillTps / fp.prefillTps, 2)}, act-order ×${
-      fmt(qa.prefillTps / fp.prefillTps, 2)
-    }`,
-);
-console.log(
-  `act-order, reorder at load vs gather per group: decode ×${
-    fmt(qa.decodeTps / qg.decodeTps, 2)
-  }, prefill ×${fmt(qa.prefillTps / qg.prefillTps, 2)}`,
-);
-if (q.heldBytes > 1.5 * (q.fileBytes - (fp.fileBytes - fp.heldBytes))) {
+if (!only) {
   console.log(
-    `note: the backend holds the GPTQ linears as ${gb(q.heldBytes)} GB, ×${
-      fmt(q.heldBytes / fp.heldBytes, 2)
-    } the fp16 model's ${gb(fp.heldBytes)} GB: it dequantizes at load, so decode streams ` +
-      `wider weights than fp16 and any gain over fp16 comes from a faster kernel, not from 4-bit.`,
+    `prefill/decode: tokens/s. held: bytes the backend keeps for all linears incl. lm_head ` +
+      `(= weight bytes streamed per decoded token). GB/s = GB/token × decode tokens/s; ` +
+      `%copy: of the copy's read + write traffic (${gb(2 * copy)} GB/s).`,
   );
+  console.log(
+    `4-bit vs fp16 decode: g128 ×${fmt(q.decodeTps / fp.decodeTps, 2)}, act-order ×${
+      fmt(qa.decodeTps / fp.decodeTps, 2)
+    } (ideal from bytes: ×${
+      fmt(fp.heldBytes / (q.fileBytes - (fp.fileBytes - fp.heldBytes)), 2)
+    }); ` +
+      `prefill: g128 ×${fmt(q.prefillTps / fp.prefillTps, 2)}, act-order ×${
+        fmt(qa.prefillTps / fp.prefillTps, 2)
+      }`,
+  );
+  console.log(
+    `act-order, reorder at load vs gather per group: decode ×${
+      fmt(qa.decodeTps / qg.decodeTps, 2)
+    }, prefill ×${fmt(qa.prefillTps / qg.prefillTps, 2)}`,
+  );
+  if (q.heldBytes > 1.5 * (q.fileBytes - (fp.fileBytes - fp.heldBytes))) {
+    console.log(
+      `note: the backend holds the GPTQ linears as ${gb(q.heldBytes)} GB, ×${
+        fmt(q.heldBytes / fp.heldBytes, 2)
+      } the fp16 model's ${gb(fp.heldBytes)} GB: it dequantizes at load, so decode streams ` +
+        `wider weights than fp16 and any gain over fp16 comes from a faster kernel, not from 4-bit.`,
+    );
+  }
 }
 console.log(`total ${fmt((performance.now() - t0Total) / 1000)} s`);
