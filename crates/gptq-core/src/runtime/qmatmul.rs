@@ -24,9 +24,12 @@
 //!   scale and zero up through `g_idx` and dequantizes `s·(q − z)` in
 //!   registers.
 //!
-//! `M < 4` (decode) runs a GEMV that unpacks codes with shifts and masks in
-//! registers, vectorized over 8 output columns, with the `M` rows sharing each
-//! unpacked code. `M ≥ 4` (prefill) dequantizes one `KC × 128` tile of `W`
+//! `M < 4` (decode) runs a GEMV that unpacks codes in registers, vectorized
+//! over 8 output columns, 4 column blocks at a time, with the `M` rows sharing
+//! each unpacked code. A code is masked in place and converted with the power
+//! of two it carries left in (one shift serves the codes 8 bits apart), and
+//! `x` is pre-scaled per code position to match, so most codes cost a mask, a
+//! convert and a multiply-add. `M ≥ 4` (prefill) dequantizes one `KC × 128` tile of `W`
 //! into the f32 panels of [`mod@super::matmul`]'s 4×8 micro-kernel and reuses it.
 //! All accumulation is f32; results equal a dequantize-then-f32-matmul up to
 //! summation order.
@@ -42,6 +45,8 @@ const NB: usize = NR;
 const KB: usize = 32;
 /// Code blocks of 8 columns per GEMM tile (128 columns).
 const TILE_BLOCKS: usize = 16;
+/// Column blocks per GEMV pass.
+const GEMV_C: usize = 4;
 /// Marks a padding row in `perm`.
 const PAD: u32 = u32::MAX;
 
@@ -456,8 +461,68 @@ unsafe fn code<const B: u32, const J: usize>(wp: *const u32) -> (F4, F4) {
     (ql.to_f32(), qh.to_f32())
 }
 
-/// `acc[c][r] += Σ_j x[r][j] · q_j` over one 32-row block of each of `C`
-/// column blocks (two streams at once keep more loads in flight).
+/// Where [`code_scaled`] finds code `j` of a block: `(t, u, masked)` with the
+/// word shifted right by `t` and the code then at bit `u` (a multiple of 8),
+/// isolated by a mask unless it is already the top field; `None` for 3-bit
+/// codes (which straddle words), read with [`code`].
+const fn split(bits: u32, j: usize) -> Option<(u32, u32, bool)> {
+    if bits == 3 {
+        return None;
+    }
+    let s = j as u32 * bits % 32;
+    let (t, u) = (s % 8, s - s % 8);
+    if u + bits == 32 {
+        Some((s, 0, false))
+    } else {
+        Some((t, u, true))
+    }
+}
+
+/// `2^−u(j)` for the 32 codes of a block, `u(j)` the bit position at which
+/// [`code_scaled`] leaves code `j` (see [`split`]).
+fn x_scales(bits: u32) -> [f32; KB] {
+    let mut t = [1f32; KB];
+    for (j, v) in t.iter_mut().enumerate() {
+        if let Some((_, u, _)) = split(bits, j) {
+            *v = f32::from_bits((127 - u) << 23);
+        }
+    }
+    t
+}
+
+/// Code `J` of a block for 8 columns as f32 times `2^u` (see [`split`]): the
+/// word is shifted by `t < 8` (one shift serves the codes `8` bits apart,
+/// e.g. 4 of the 8 nibbles of a word), masked in place and converted, so most
+/// codes cost a mask and a convert and no shift; the caller scales `x_J` by
+/// `2^−u` instead ([`x_scales`]). Exact: a code times `2^u` has at most 8
+/// significant bits below `2^31`.
+///
+/// # Safety
+/// `wp` points at a block of `B * 8` words.
+#[inline(always)]
+unsafe fn code_scaled<const B: u32, const J: usize>(wp: *const u32, masks: &[I4; 4]) -> (F4, F4) {
+    match split(B, J) {
+        None => code::<B, J>(wp),
+        Some((t, u, masked)) => {
+            let i = (J as u32 * B / 32) as usize;
+            let (mut ql, mut qh) = (I4::load(wp.add(i * NB)), I4::load(wp.add(i * NB + 4)));
+            if t > 0 {
+                ql = ql.shr(t);
+                qh = qh.shr(t);
+            }
+            if masked {
+                let m = masks[(u / 8) as usize];
+                ql = ql.and(m);
+                qh = qh.and(m);
+            }
+            (ql.to_f32(), qh.to_f32())
+        }
+    }
+}
+
+/// `acc[c][r] += Σ_j x[r][j] · f_j` over one 32-row block of each of `C`
+/// column blocks (two streams at once keep more loads in flight), `f_j` the
+/// codes as [`code_scaled`] leaves them (`x` pre-scaled to match).
 ///
 /// # Safety
 /// `wp[c]` points at a block of `B * 8` words; `xp[r]..+32` readable.
@@ -465,12 +530,13 @@ unsafe fn code<const B: u32, const J: usize>(wp: *const u32) -> (F4, F4) {
 unsafe fn block_dot<const B: u32, const R: usize, const C: usize>(
     wp: &[*const u32; C],
     xp: &[*const f32; R],
+    masks: &[I4; 4],
     acc: &mut [[[F4; 2]; R]; C],
 ) {
     unroll32!(J => {
         let mut f = [(F4::zero(), F4::zero()); C];
         for c in 0..C {
-            f[c] = code::<B, J>(wp[c]);
+            f[c] = code_scaled::<B, J>(wp[c], masks);
         }
         for r in 0..R {
             let xv = F4::splat(*xp[r].add(J));
@@ -726,7 +792,15 @@ fn gemv<const B: u32, const R: usize>(
     let (blk0, blk1) = (o.n0 / NB, o.n1.div_ceil(NB));
     match &w.order {
         Order::Sorted { segs, .. } => {
-            // Σ x per segment and row.
+            // x scaled per code position (see `code_scaled`); Σ x per segment
+            // and row.
+            let xsc = x_scales(B);
+            let mut xq = vec![0f32; R * kp];
+            for (d, s) in xq.chunks_exact_mut(KB).zip(xs[..R * kp].chunks_exact(KB)) {
+                for j in 0..KB {
+                    d[j] = s[j] * xsc[j];
+                }
+            }
             let mut xsum = vec![0f32; R * segs.len()];
             for r in 0..R {
                 for (si, sg) in segs.iter().enumerate() {
@@ -735,12 +809,13 @@ fn gemv<const B: u32, const R: usize>(
                 }
             }
             let mut blk = blk0;
-            while blk + 2 <= blk1 {
-                gemv_sorted::<B, R, 2>(xs, w, segs, &xsum, blk, bias, o);
-                blk += 2;
+            while blk + GEMV_C <= blk1 {
+                gemv_sorted::<B, R, GEMV_C>(&xq, w, segs, &xsum, blk, bias, o);
+                blk += GEMV_C;
             }
-            if blk < blk1 {
-                gemv_sorted::<B, R, 1>(xs, w, segs, &xsum, blk, bias, o);
+            while blk < blk1 {
+                gemv_sorted::<B, R, 1>(&xq, w, segs, &xsum, blk, bias, o);
+                blk += 1;
             }
         }
         Order::Gather { gidx } => {
@@ -777,7 +852,8 @@ fn gemv<const B: u32, const R: usize>(
     }
 }
 
-/// Column blocks `blk..blk + C` of the sorted-order GEMV.
+/// Column blocks `blk..blk + C` of the sorted-order GEMV: `xs` is `x` scaled
+/// for [`code_scaled`], `xsum[r·S + s]` the row's Σ x over segment `s`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemv_sorted<const B: u32, const R: usize, const C: usize>(
@@ -791,6 +867,10 @@ fn gemv_sorted<const B: u32, const R: usize, const C: usize>(
 ) {
     let (kp, nkb) = (w.kp, w.nkb());
     let wb = B as usize * NB;
+    // Code masks at bits 0, 8, 16, 24, built from the runtime bit width so
+    // that they live in registers rather than being rematerialized per use.
+    let mb = (1u32 << w.bits) - 1;
+    let masks = [0, 8, 16, 24].map(|u| I4::splat(mb << u));
     let mut yv = [[[F4::zero(); 2]; R]; C];
     for (si, sg) in segs.iter().enumerate() {
         let mut acc = [[[F4::zero(); 2]; R]; C];
@@ -806,7 +886,7 @@ fn gemv_sorted<const B: u32, const R: usize, const C: usize>(
                 *p = unsafe { w.codes.as_ptr().add(((blk + c) * nkb + kb) * wb) };
             }
             // SAFETY: as above.
-            unsafe { block_dot::<B, R, C>(&wp, &xp, &mut acc) };
+            unsafe { block_dot::<B, R, C>(&wp, &xp, &masks, &mut acc) };
         }
         for c in 0..C {
             // SAFETY: blk + c < blocks, sg.g < groups.
