@@ -46,6 +46,7 @@ import { createWasmKernels } from "../src/runtime/wasm_kernels.ts";
 import type { Kernels, LinearHandle, QuantLinearSource } from "../src/runtime/kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
 import { LLAMA7B, llama7bConfig } from "./_llama7b.ts";
+import { randomF16, rnd } from "./_random.ts";
 
 const t0Total = performance.now();
 const QUICK = Deno.args.includes("--quick");
@@ -113,36 +114,6 @@ function chooseLayers(): { layers: number; why: string } {
 const { layers: LAYERS, why: LAYERS_WHY } = chooseLayers();
 
 // ---------------------------------------------------------------- random data
-let seed = 0x9e3779b9;
-function rnd(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return seed >>> 0;
-}
-
-/** f16 bit patterns of 256 values spread like N(0, std) (logistic quantiles). */
-function randomF16(n: number, std: number): Uint16Array {
-  const table = new Uint16Array(256);
-  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
-  for (let i = 0; i < 256; i++) {
-    const p = (i + 0.5) / 256;
-    f[0] = (std * 1.7 * Math.log(p / (1 - p))) / 3;
-    const b = u[0]!, sign = (b >>> 16) & 0x8000;
-    const e = ((b >>> 23) & 0xff) - 127 + 15, man = (b >>> 13) & 0x3ff;
-    table[i] = e <= 0 ? sign : sign | (e << 10) | man;
-  }
-  const out = new Uint16Array(n);
-  for (let i = 0; i < n; i += 4) {
-    const r = rnd();
-    out[i] = table[r & 255]!;
-    out[i + 1] = table[(r >>> 8) & 255]!;
-    out[i + 2] = table[(r >>> 16) & 255]!;
-    out[i + 3] = table[r >>> 24]!;
-  }
-  return out;
-}
-
 function bytesOf(a: Uint16Array | Int32Array | Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }

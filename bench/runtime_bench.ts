@@ -36,6 +36,7 @@ import { perplexity } from "../src/runtime/perplexity.ts";
 import { createWasmKernels } from "../src/runtime/wasm_kernels.ts";
 import { MatmulPool, type ParallelLinear } from "../src/runtime/_matmul_pool.ts";
 import { LLAMA7B, llama7bConfig } from "./_llama7b.ts";
+import { randomF16, rnd } from "./_random.ts";
 
 const QUICK = Deno.args.includes("--quick");
 const t0Total = performance.now();
@@ -93,42 +94,6 @@ async function bestTime(
     reps++;
   }
   return { s: best / 1000, cpu: (cpuSeconds() - c0) / (spent / 1000) };
-}
-
-let seed = 0x9e3779b9;
-function rnd(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return seed >>> 0;
-}
-
-/** f16 bit patterns of 256 values spread like N(0, std) (inverse-CDF table). */
-function f16Table(std: number): Uint16Array {
-  const t = new Uint16Array(256);
-  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
-  for (let i = 0; i < 256; i++) {
-    // Approximate normal quantiles via the logistic: x = std·1.7·ln(p/(1-p)) / 3.
-    const p = (i + 0.5) / 256;
-    f[0] = (std * 1.7 * Math.log(p / (1 - p))) / 3;
-    const b = u[0]!, sign = (b >>> 16) & 0x8000;
-    const e = ((b >>> 23) & 0xff) - 127 + 15, man = (b >>> 13) & 0x3ff;
-    t[i] = e <= 0 ? sign : sign | (e << 10) | man;
-  }
-  return t;
-}
-
-function randomF16(n: number, std: number): Uint16Array {
-  const table = f16Table(std);
-  const out = new Uint16Array(n);
-  for (let i = 0; i < n; i += 4) {
-    const r = rnd();
-    out[i] = table[r & 255]!;
-    out[i + 1] = table[(r >>> 8) & 255]!;
-    out[i + 2] = table[(r >>> 16) & 255]!;
-    out[i + 3] = table[r >>> 24]!;
-  }
-  return out;
 }
 
 const F16_TO_F32 = (() => {

@@ -123,7 +123,10 @@ impl HessianAcc {
         blocksize: usize,
         mse: bool,
     ) -> Result<Prepared, JsError> {
-        let cfg = config(
+        let k = self.inner.k();
+        prepare_hessian(
+            self.inner.h(),
+            k,
             bits,
             group_size,
             sym,
@@ -133,11 +136,7 @@ impl HessianAcc {
             damp_auto_increment,
             blocksize,
             mse,
-        );
-        let k = self.inner.k();
-        Ok(Prepared {
-            inner: g::prepare_hessian(self.inner.h(), k, &cfg).map_err(err)?,
-        })
+        )
     }
 
     /// The report's Hessian error sums: with `Y = D·H` (`D` = `m×K`

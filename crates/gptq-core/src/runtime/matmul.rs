@@ -210,14 +210,7 @@ pub fn matmul(
     if m == 0 || nw == 0 {
         return Ok(());
     }
-    ensure(m == 1 || ldy >= nw, || {
-        format!("matmul: output row stride ldy={ldy} is smaller than the {nw} columns written")
-    })?;
-    let last = size("matmul y", &[m - 1, ldy])?
-        .checked_add(y_off)
-        .and_then(|v| v.checked_add(nw))
-        .ok_or_else(|| KernelError("matmul y: offset overflows".into()))?;
-    need("matmul y", y.len(), last)?;
+    check_out("matmul", y.len(), m, nw, y_off, ldy)?;
     let o = Out { y, y_off, ldy, n0 };
     match w {
         Weights::F32(w) => run::<F32>(x, m, k, w, bias, n0, n1, o),
@@ -225,6 +218,28 @@ pub fn matmul(
         Weights::Bf16(w) => run::<Bf16>(x, m, k, w, bias, n0, n1, o),
     }
     Ok(())
+}
+
+/// Checks that rows `0..m` of an output with row stride `ldy`, written at
+/// columns `y_off..y_off + nw`, fit in `y_len` values (`m ≥ 1`, `nw ≥ 1`).
+/// `what` names the kernel in the error.
+pub(crate) fn check_out(
+    what: &str,
+    y_len: usize,
+    m: usize,
+    nw: usize,
+    y_off: usize,
+    ldy: usize,
+) -> Result<(), KernelError> {
+    ensure(m == 1 || ldy >= nw, || {
+        format!("{what}: output row stride ldy={ldy} is smaller than the {nw} columns written")
+    })?;
+    let name = format!("{what} y");
+    let last = size(&name, &[m - 1, ldy])?
+        .checked_add(y_off)
+        .and_then(|v| v.checked_add(nw))
+        .ok_or_else(|| KernelError(format!("{name}: offset overflows")))?;
+    need(&name, y_len, last)
 }
 
 /// Where output column `j` of row `i` goes: `y[y_off + i*ldy + j - n0]`.

@@ -34,7 +34,7 @@
 //! All accumulation is f32; results equal a dequantize-then-f32-matmul up to
 //! summation order.
 
-use super::matmul::{micro, GEMM_MIN_M, KC, MR, NR};
+use super::matmul::{check_out, micro, GEMM_MIN_M, KC, MR, NR};
 use super::simd::{F4, I4};
 use super::{ensure, need, size, KernelError};
 use crate::dtype::f16_to_f32;
@@ -713,14 +713,7 @@ pub fn qmatmul(
     if m == 0 || nw == 0 {
         return Ok(());
     }
-    ensure(m == 1 || ldy >= nw, || {
-        format!("qmatmul: output row stride ldy={ldy} is smaller than the {nw} columns written")
-    })?;
-    let last = size("qmatmul y", &[m - 1, ldy])?
-        .checked_add(y_off)
-        .and_then(|v| v.checked_add(nw))
-        .ok_or_else(|| KernelError("qmatmul y: offset overflows".into()))?;
-    need("qmatmul y", y.len(), last)?;
+    check_out("qmatmul", y.len(), m, nw, y_off, ldy)?;
     let mut o = Out {
         y,
         y_off,
