@@ -30,8 +30,8 @@
 
 import { quantizeModel } from "../src/quant/quantize.ts";
 import { createWasmSolver, type QuantBackend } from "../src/quant/solver.ts";
-import { selectKernels } from "../src/runtime/backend.ts";
-import type { Kernels } from "../src/runtime/kernels.ts";
+import { selectKernels } from "../src/backends/select.ts";
+import type { Kernels } from "../src/backends/host_kernels.ts";
 import { type NamedTensor, writeSafetensors } from "../src/io/safetensors_writer.ts";
 import { fromFloat32 } from "../src/io/dtype.ts";
 

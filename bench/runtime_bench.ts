@@ -29,12 +29,12 @@
 
 import { writeSafetensors } from "../src/io/safetensors_writer.ts";
 import { type RawTensor, SafetensorsFile } from "../src/io/safetensors.ts";
-import type { Kernels, LinearHandle } from "../src/runtime/kernels.ts";
+import type { Kernels, LinearHandle } from "../src/backends/host_kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
 import { type GenerateStats, generateTokens } from "../src/runtime/generate.ts";
 import { perplexity } from "../src/runtime/perplexity.ts";
-import { createWasmKernels } from "../src/runtime/wasm_kernels.ts";
-import { MatmulPool, type ParallelLinear } from "../src/runtime/_matmul_pool.ts";
+import { createWasmKernels } from "../src/backends/wasm/wasm_kernels.ts";
+import { MatmulPool, type ParallelLinear } from "../src/backends/wasm/_matmul_pool.ts";
 import { LLAMA7B, llama7bConfig } from "./_llama7b.ts";
 import { randomF16, rnd } from "./_random.ts";
 

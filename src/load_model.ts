@@ -7,7 +7,7 @@
  */
 
 import type { TextTokenizer } from "./io/tokenizer.ts";
-import { type BackendName, selectKernels } from "./runtime/backend.ts";
+import { type BackendName, selectKernels } from "./backends/select.ts";
 import { type GenerateOptions, type GenerateStats, generateText } from "./runtime/generate.ts";
 import { CausalLM } from "./runtime/model.ts";
 import type { ZeroFormat } from "./gptq/pack.ts";

@@ -18,7 +18,7 @@ import { convertLlama2c } from "../src/io/llama2c.ts";
 import { SafetensorsFile } from "../src/io/safetensors.ts";
 import { type NamedTensor, writeSafetensors } from "../src/io/safetensors_writer.ts";
 import { quantizeModel, type QuantizeReport } from "../src/quant/quantize.ts";
-import { selectKernels } from "../src/runtime/backend.ts";
+import { selectKernels } from "../src/backends/select.ts";
 import { writeDemoModel } from "../tools/make_demo_model.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));

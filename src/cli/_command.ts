@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { GptqError } from "../errors.ts";
-import type { BackendName } from "../runtime/backend.ts";
+import type { BackendName } from "../backends/select.ts";
 
 /** One option of a sub-command. */
 export interface OptionSpec {

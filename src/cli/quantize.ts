@@ -7,7 +7,7 @@
 
 import { GptqError } from "../errors.ts";
 import { quantizeModel } from "../quant/quantize.ts";
-import { selectKernels } from "../runtime/backend.ts";
+import { selectKernels } from "../backends/select.ts";
 import {
   BACKEND_OPTION,
   backendOption,

@@ -47,8 +47,8 @@ import {
   releaseBlock,
   runBlock,
 } from "../runtime/model.ts";
-import type { Kernels } from "../runtime/kernels.ts";
-import { createTsKernels, transpose } from "../runtime/ts_kernels.ts";
+import type { Kernels } from "../backends/host_kernels.ts";
+import { createTsKernels, transpose } from "../backends/typescript/ts_kernels.ts";
 import { loadCalibration } from "./calibration.ts";
 import {
   createParallelGptq,

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import { CausalLM } from "../runtime/model.ts";
-import { selectKernels } from "../runtime/backend.ts";
+import { selectKernels } from "../backends/select.ts";
 import { quantizeModel } from "./quantize.ts";
 
 const DATA = fileURLToPath(new URL("../../../shared/data/", import.meta.url));

@@ -18,10 +18,10 @@ import type { ModelConfig } from "../io/hf_config.ts";
 import type { ArchSpec, LinearSpec, NormSpec } from "../arch/spec.ts";
 import { isBits, type ZeroFormat } from "../gptq/pack.ts";
 import { readQuantLinear } from "../gptq/quant_linear.ts";
-import type { Kernels, LinearHandle } from "./kernels.ts";
+import type { Kernels, LinearHandle } from "../backends/host_kernels.ts";
 import { resolveZeroFormat, type ZeroFormatDecision } from "./quant_load.ts";
 import { ropeInvFreq } from "./rope.ts";
-import { createTsKernels } from "./ts_kernels.ts";
+import { createTsKernels } from "../backends/typescript/ts_kernels.ts";
 
 /** Which activation a linear reads (equal values share a GPTQ Hessian). */
 export type LinearInput = LinearSpec["input"];

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import { CausalLM } from "./model.ts";
-import { createTsKernels } from "./ts_kernels.ts";
-import { createWasmKernels } from "./wasm_kernels.ts";
+import { createTsKernels } from "../backends/typescript/ts_kernels.ts";
+import { createWasmKernels } from "../backends/wasm/wasm_kernels.ts";
 
 const GOLDEN = fileURLToPath(new URL("../../../shared/data/golden/models/", import.meta.url));
 

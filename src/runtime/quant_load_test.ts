@@ -18,12 +18,12 @@ import { ModelFolder } from "../io/model_folder.ts";
 import { convertV1ToV2 } from "../gptq/zero_format.ts";
 import { dequantizeLinear, readQuantLinear } from "../gptq/quant_linear.ts";
 import type { ZeroFormat } from "../gptq/pack.ts";
-import type { Kernels } from "./kernels.ts";
+import type { Kernels } from "../backends/host_kernels.ts";
 import { CausalLM } from "./model.ts";
 import { decideZeroFormat, resolveZeroFormat } from "./quant_load.ts";
 import { mulberry32 } from "./sample.ts";
-import { createTsKernels } from "./ts_kernels.ts";
-import { createWasmKernels } from "./wasm_kernels.ts";
+import { createTsKernels } from "../backends/typescript/ts_kernels.ts";
+import { createWasmKernels } from "../backends/wasm/wasm_kernels.ts";
 
 const GOLDEN = fileURLToPath(new URL("../../../shared/data/golden/models/", import.meta.url));
 const SRC = `${GOLDEN}llama-gptq-4bit-g32`;

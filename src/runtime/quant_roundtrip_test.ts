@@ -21,10 +21,10 @@ import type { ZeroFormat } from "../gptq/pack.ts";
 import { type GPTQConfig, quantizeModel } from "../quant/quantize.ts";
 import { writeDemoModel } from "../../tools/make_demo_model.ts";
 import { generateTokens } from "./generate.ts";
-import type { Kernels } from "./kernels.ts";
+import type { Kernels } from "../backends/host_kernels.ts";
 import { CausalLM } from "./model.ts";
-import { createTsKernels } from "./ts_kernels.ts";
-import { createWasmKernels } from "./wasm_kernels.ts";
+import { createTsKernels } from "../backends/typescript/ts_kernels.ts";
+import { createWasmKernels } from "../backends/wasm/wasm_kernels.ts";
 
 const DATA = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
 const CALIB = `${DATA}text/tinystories_valid_sample.txt`;

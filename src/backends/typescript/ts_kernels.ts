@@ -7,11 +7,11 @@
  * @module
  */
 
-import { toFloat32 } from "../io/dtype.ts";
-import type { RawTensor } from "../io/safetensors.ts";
-import { dequantizeLinear } from "../gptq/quant_linear.ts";
-import { GptqError } from "../errors.ts";
-import type { Kernels, LinearHandle, QuantLinearSource } from "./kernels.ts";
+import { toFloat32 } from "../../io/dtype.ts";
+import type { RawTensor } from "../../io/safetensors.ts";
+import { dequantizeLinear } from "../../gptq/quant_linear.ts";
+import { GptqError } from "../../errors.ts";
+import type { Kernels, LinearHandle, QuantLinearSource } from "../host_kernels.ts";
 import {
   REF_ACTIVATIONS,
   refAttention,

@@ -6,8 +6,8 @@
  */
 
 import { GptqError } from "../errors.ts";
-import type { Kernels } from "./kernels.ts";
-import { createTsKernels } from "./ts_kernels.ts";
+import type { Kernels } from "./host_kernels.ts";
+import { createTsKernels } from "./typescript/ts_kernels.ts";
 
 /** Backend names a user can ask for. */
 export type BackendName = "auto" | "wasm" | "typescript";
@@ -26,7 +26,7 @@ export interface BackendChoice {
  *
  * @example
  * ```ts
- * import { selectKernels } from "./backend.ts";
+ * import { selectKernels } from "./select.ts";
  * const { description } = await selectKernels("typescript");
  * console.log(description);
  * ```
@@ -48,7 +48,7 @@ export async function selectKernels(name: BackendName = "auto"): Promise<Backend
   }
   let reason: string;
   try {
-    const { createWasmKernels } = await import("./wasm_kernels.ts");
+    const { createWasmKernels } = await import("./wasm/wasm_kernels.ts");
     const kernels = await createWasmKernels();
     return { kernels, description: `backend: ${kernels.name}` };
   } catch (e) {

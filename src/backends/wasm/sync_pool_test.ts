@@ -1,13 +1,13 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { GptqError } from "../errors.ts";
-import { SafetensorsFile } from "../io/safetensors.ts";
-import { CausalLM } from "./model.ts";
+import { GptqError } from "../../errors.ts";
+import { SafetensorsFile } from "../../io/safetensors.ts";
+import { CausalLM } from "../../runtime/model.ts";
 import { createWasmKernels } from "./wasm_kernels.ts";
 import { sliceHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
 
-const GOLDEN = fileURLToPath(new URL("../../../shared/data/golden/models/", import.meta.url));
+const GOLDEN = fileURLToPath(new URL("../../../../shared/data/golden/models/", import.meta.url));
 
 async function golden(dir: string): Promise<{ ids: number[]; logits: Float32Array }> {
   using g = await SafetensorsFile.open(`${dir}/golden.safetensors`);

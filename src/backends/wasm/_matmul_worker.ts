@@ -8,8 +8,8 @@
  * @module
  */
 
-import { loadWasm } from "../wasm/mod.ts";
-import * as glue from "../wasm/_generated/gptq_wasm.internal.js";
+import { loadWasm } from "../../wasm/mod.ts";
+import * as glue from "../../wasm/_generated/gptq_wasm.internal.js";
 import type { WorkerReply, WorkerRequest } from "./_matmul_pool.ts";
 
 interface WorkerScope {

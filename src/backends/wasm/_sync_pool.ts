@@ -24,10 +24,10 @@
 
 import { receiveMessageOnPort, Worker as NodeWorker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
-import { GptqError } from "../errors.ts";
-import { toFloat32 } from "../io/dtype.ts";
-import type { RawTensor } from "../io/safetensors.ts";
-import type { QuantLinearTensors } from "../gptq/quant_linear.ts";
+import { GptqError } from "../../errors.ts";
+import { toFloat32 } from "../../io/dtype.ts";
+import type { RawTensor } from "../../io/safetensors.ts";
+import type { QuantLinearTensors } from "../../gptq/quant_linear.ts";
 
 /** Storage dtypes the helper Worker keeps weights in. */
 export type HalfDType = "F32" | "F16" | "BF16";
@@ -253,7 +253,7 @@ export function sliceHalf(
  * @example
  * ```ts
  * import { sliceGptqHalf } from "./_sync_pool.ts";
- * import { packQWeight, packQZeros } from "../gptq/pack.ts";
+ * import { packQWeight, packQZeros } from "../../gptq/pack.ts";
  * const K = 32, N = 64, codes = new Uint8Array(K * N).map((_, i) => i % 16);
  * const t = {
  *   qweight: packQWeight(codes, K, N, 4), qzeros: packQZeros(new Uint8Array(N).fill(8), 1, N, 4, "gptq"),
@@ -342,7 +342,7 @@ export function halfBytes(h: HalfWeight | GptqHalf): number {
  * @example
  * ```ts ignore
  * import { SyncWorker, sliceHalf } from "./_sync_pool.ts";
- * import { wasmModule } from "../wasm/mod.ts";
+ * import { wasmModule } from "../../wasm/mod.ts";
  * const sw = SyncWorker.start(await wasmModule());
  * const h = sw.load(sliceHalf(raw, null, false, 2048, 4096), "q_proj");
  * sw.begin(h, x, 1, 4096);      // the Worker starts on rows 2048..4096

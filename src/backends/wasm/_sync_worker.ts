@@ -13,7 +13,7 @@
  */
 
 import { receiveMessageOnPort, workerData } from "node:worker_threads";
-import * as glue from "../wasm/_generated/gptq_wasm.internal.js";
+import * as glue from "../../wasm/_generated/gptq_wasm.internal.js";
 import { CTL, type InitMessage, OP, type PortMessage } from "./_sync_pool.ts";
 
 /** The loop sleeps in slices so that terminate() can stop an idle Worker. */

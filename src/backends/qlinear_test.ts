@@ -6,12 +6,12 @@ import { f32ToF16Bits } from "../io/dtype.ts";
 import { type Bits, packQWeight, packQZeros, type ZeroFormat } from "../gptq/pack.ts";
 import { dequantizeLinear, type QuantLinearTensors } from "../gptq/quant_linear.ts";
 import { GptqError } from "../errors.ts";
-import type { Kernels } from "./kernels.ts";
-import { CausalLM } from "./model.ts";
-import { createTsKernels } from "./ts_kernels.ts";
-import { createWasmKernels } from "./wasm_kernels.ts";
-import { sliceGptqHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
-import { mulberry32 } from "./sample.ts";
+import type { Kernels } from "./host_kernels.ts";
+import { CausalLM } from "../runtime/model.ts";
+import { createTsKernels } from "./typescript/ts_kernels.ts";
+import { createWasmKernels } from "./wasm/wasm_kernels.ts";
+import { sliceGptqHalf, SYNC_POOL_STATS } from "./wasm/_sync_pool.ts";
+import { mulberry32 } from "../runtime/sample.ts";
 
 const GOLDEN = fileURLToPath(
   new URL("../../../shared/data/golden/models/llama-gptq-4bit-g32/", import.meta.url),

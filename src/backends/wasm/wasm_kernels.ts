@@ -22,12 +22,12 @@
  * @module
  */
 
-import { GptqError } from "../errors.ts";
-import { toFloat32 } from "../io/dtype.ts";
-import type { RawTensor } from "../io/safetensors.ts";
-import { loadWasm, wasmModule } from "../wasm/mod.ts";
-import * as glue from "../wasm/_generated/gptq_wasm.internal.js";
-import type { Kernels, LinearHandle, QuantLinearSource } from "./kernels.ts";
+import { GptqError } from "../../errors.ts";
+import { toFloat32 } from "../../io/dtype.ts";
+import type { RawTensor } from "../../io/safetensors.ts";
+import { loadWasm, wasmModule } from "../../wasm/mod.ts";
+import * as glue from "../../wasm/_generated/gptq_wasm.internal.js";
+import type { Kernels, LinearHandle, QuantLinearSource } from "../host_kernels.ts";
 import { splitRows } from "./_matmul_pool.ts";
 import {
   type GptqHalf,

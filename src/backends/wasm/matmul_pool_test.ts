@@ -1,16 +1,16 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { GptqError } from "../errors.ts";
-import { fromFloat32, toFloat32 } from "../io/dtype.ts";
-import { type RawTensor, SafetensorsFile } from "../io/safetensors.ts";
-import type { Kernels, LinearHandle } from "./kernels.ts";
-import { CausalLM } from "./model.ts";
-import { refLinear } from "./ref_kernels.ts";
+import { GptqError } from "../../errors.ts";
+import { fromFloat32, toFloat32 } from "../../io/dtype.ts";
+import { type RawTensor, SafetensorsFile } from "../../io/safetensors.ts";
+import type { Kernels, LinearHandle } from "../host_kernels.ts";
+import { CausalLM } from "../../runtime/model.ts";
+import { refLinear } from "../typescript/ref_kernels.ts";
 import { createWasmKernels } from "./wasm_kernels.ts";
 import { MatmulPool, splitRows } from "./_matmul_pool.ts";
 
-const GOLDEN = fileURLToPath(new URL("../../../shared/data/golden/models/", import.meta.url));
+const GOLDEN = fileURLToPath(new URL("../../../../shared/data/golden/models/", import.meta.url));
 
 /** One linear call of a real forward pass through the single-thread wasm backend. */
 interface Call {
