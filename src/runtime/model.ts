@@ -11,14 +11,13 @@
  */
 
 import { GptqError } from "../errors.ts";
-import { DTYPE_SIZE, toFloat32 } from "../io/dtype.ts";
-import type { RawTensor } from "../io/safetensors.ts";
 import { ModelFolder } from "../io/model_folder.ts";
 import type { ModelConfig } from "../io/hf_config.ts";
 import type { ArchSpec, LinearSpec, NormSpec } from "../arch/spec.ts";
 import { isBits, type ZeroFormat } from "../gptq/pack.ts";
 import { readQuantLinear } from "../gptq/quant_linear.ts";
-import type { Kernels, LinearHandle } from "../backends/host_kernels.ts";
+import type { Backend, LinearHandle, TableHandle, Tensor } from "../backends/backend.ts";
+import { hostBackend } from "../backends/host.ts";
 import { resolveZeroFormat, type ZeroFormatDecision } from "./quant_load.ts";
 import { ropeInvFreq } from "./rope.ts";
 import { createTsKernels } from "../backends/typescript/ts_kernels.ts";
@@ -26,15 +25,18 @@ import { createTsKernels } from "../backends/typescript/ts_kernels.ts";
 /** Which activation a linear reads (equal values share a GPTQ Hessian). */
 export type LinearInput = LinearSpec["input"];
 
-/** Called with every linear input a block computes (for Hessian capture). */
-export type LinearInputHook = (input: LinearInput, x: Float32Array, rows: number) => void;
+/**
+ * Called with every linear input a block computes (for Hessian capture). The
+ * tensor belongs to the forward: read it during the call, do not keep it.
+ */
+export type LinearInputHook = (input: LinearInput, x: Tensor) => void;
 
-/** A norm's parameters. */
+/** A norm's parameters, on the backend. */
 export interface NormWeights {
-  /** Scale. */
-  weight: Float32Array;
+  /** Scale `[1, H]`. */
+  weight: Tensor;
   /** Shift (LayerNorm), or null. */
-  bias: Float32Array | null;
+  bias: Tensor | null;
 }
 
 /** One decoder block's weights, held by a backend. */
@@ -49,16 +51,16 @@ export interface BlockWeights {
   linears: Map<string, LinearHandle>;
 }
 
-/** Per-sequence key/value cache. */
+/** Per-sequence key/value cache, on the backend. */
 export interface KvCache {
   /** Capacity in tokens. */
   readonly maxLen: number;
   /** Tokens already cached. */
   length: number;
-  /** Per block: keys `[maxLen, Hkv, D]`. */
-  readonly k: Float32Array[];
-  /** Per block: values `[maxLen, Hkv, D]`. */
-  readonly v: Float32Array[];
+  /** Per block: keys `[maxLen, Hkv·D]`. */
+  readonly k: Tensor[];
+  /** Per block: values `[maxLen, Hkv·D]`. */
+  readonly v: Tensor[];
 }
 
 /** Roles the forward pass needs, derived from the table's module names. */
@@ -98,13 +100,13 @@ function rolesOf(spec: ArchSpec): LinearRoles {
 /** Static facts a block's forward needs. */
 export interface BlockContext {
   /** Backend. */
-  kernels: Kernels;
+  backend: Backend;
   /** Normalized config. */
   config: ModelConfig;
   /** Architecture table. */
   arch: ArchSpec;
-  /** RoPE inverse frequencies, or null for learned positions. */
-  invFreq: Float32Array | null;
+  /** RoPE inverse frequencies on the backend, or null for learned positions. */
+  invFreq: Tensor | null;
   /**
    * The zero-point convention of a GPTQ model, decided once by
    * {@linkcode resolveZeroFormat} (by {@linkcode CausalLM.load}, or by the
@@ -123,24 +125,29 @@ function warnOnStderr(message: string): void {
  *
  * @example
  * ```ts ignore
- * const ctx = blockContext(folder, createTsKernels());
+ * const ctx = blockContext(folder, hostBackend(createTsKernels()));
  * ```
  *
  * @param folder The open model folder.
- * @param kernels The backend.
+ * @param backend The backend.
  * @returns The context.
  */
-export function blockContext(folder: ModelFolder, kernels: Kernels): BlockContext {
+export function blockContext(folder: ModelFolder, backend: Backend): BlockContext {
   const c = folder.config;
   const invFreq = folder.arch.positions.kind === "rope"
-    ? ropeInvFreq(c.rotaryDim, c.ropeTheta ?? 10000, c.ropeScaling, c.file)
+    ? backend.constant(ropeInvFreq(c.rotaryDim, c.ropeTheta ?? 10000, c.ropeScaling, c.file))
     : null;
-  return { kernels, config: c, arch: folder.arch, invFreq };
+  return { backend, config: c, arch: folder.arch, invFreq };
 }
 
-async function readNorm(folder: ModelFolder, name: string, spec: NormSpec): Promise<NormWeights> {
-  const weight = await folder.readFloat32(`${name}.weight`);
-  const bias = spec.bias ? await folder.readFloat32(`${name}.bias`) : null;
+async function readNorm(
+  folder: ModelFolder,
+  be: Backend,
+  name: string,
+  spec: NormSpec,
+): Promise<NormWeights> {
+  const weight = be.constant(await folder.readFloat32(`${name}.weight`));
+  const bias = spec.bias ? be.constant(await folder.readFloat32(`${name}.bias`)) : null;
   return { weight, bias };
 }
 
@@ -162,15 +169,17 @@ export async function loadBlock(
   ctx: BlockContext,
   layer: number,
 ): Promise<BlockWeights> {
-  const { arch, config, kernels } = ctx;
+  const { arch, config, backend } = ctx;
   const prefix = `${arch.blockPrefix}.${layer}`;
   const attnNorm = await readNorm(
     folder,
+    backend,
     `${prefix}.${arch.blockNorms.attn.name}`,
     arch.blockNorms.attn,
   );
   const mlpNorm = await readNorm(
     folder,
+    backend,
     `${prefix}.${arch.blockNorms.mlp.name}`,
     arch.blockNorms.mlp,
   );
@@ -192,14 +201,19 @@ export async function loadBlock(
         folder.info(`${path}.qweight`).file,
         { groupSize: q.group_size },
       );
-      linears.set(l.name, kernels.linearFromGptq({ tensors, format: ctx.zeroFormat.format }));
+      linears.set(l.name, backend.linearFromGptq({ tensors, format: ctx.zeroFormat.format }));
     } else {
       const w = await folder.read(`${path}.weight`);
       const bias = l.bias(config) ? await folder.readFloat32(`${path}.bias`) : null;
-      linears.set(l.name, kernels.linearFromDense(w, bias, l.layout === "conv1d"));
+      linears.set(l.name, backend.linearFromDense(w, bias, l.layout === "conv1d"));
     }
   }
   return { layer, attnNorm, mlpNorm, linears };
+}
+
+function freeNorm(be: Backend, n: NormWeights): void {
+  be.free(n.weight);
+  if (n.bias) be.free(n.bias);
 }
 
 /**
@@ -214,51 +228,88 @@ export async function loadBlock(
  * @param block The block.
  */
 export function releaseBlock(ctx: BlockContext, block: BlockWeights): void {
-  for (const h of block.linears.values()) ctx.kernels.release(h);
+  for (const h of block.linears.values()) ctx.backend.release(h);
   block.linears.clear();
+  freeNorm(ctx.backend, block.attnNorm);
+  freeNorm(ctx.backend, block.mlpNorm);
 }
 
-function norm(ctx: BlockContext, x: Float32Array, T: number, w: NormWeights): Float32Array {
-  const H = ctx.config.hiddenSize, eps = ctx.config.normEps;
+function norm(ctx: BlockContext, x: Tensor, w: NormWeights): Tensor {
+  const eps = ctx.config.normEps;
   return ctx.arch.norm === "rmsnorm"
-    ? ctx.kernels.rmsNorm(x, T, H, w.weight, eps)
-    : ctx.kernels.layerNorm(x, T, H, w.weight, w.bias, eps);
-}
-
-function addInto(a: Float32Array, b: Float32Array): Float32Array {
-  for (let i = 0; i < a.length; i++) a[i] = a[i]! + b[i]!;
-  return a;
-}
-
-/** Splits a fused qkv output `[T, 3·H·D]` into q, k, v `[T, H·D]`. */
-function splitQkv(
-  out: Float32Array,
-  T: number,
-  heads: number,
-  D: number,
-  layout: "concat" | "per_head",
-): [Float32Array, Float32Array, Float32Array] {
-  const HD = heads * D;
-  const q = new Float32Array(T * HD), k = new Float32Array(T * HD), v = new Float32Array(T * HD);
-  for (let t = 0; t < T; t++) {
-    const row = out.subarray(t * 3 * HD, (t + 1) * 3 * HD);
-    if (layout === "concat") {
-      q.set(row.subarray(0, HD), t * HD);
-      k.set(row.subarray(HD, 2 * HD), t * HD);
-      v.set(row.subarray(2 * HD, 3 * HD), t * HD);
-    } else {
-      for (let h = 0; h < heads; h++) {
-        const o = h * 3 * D;
-        q.set(row.subarray(o, o + D), t * HD + h * D);
-        k.set(row.subarray(o + D, o + 2 * D), t * HD + h * D);
-        v.set(row.subarray(o + 2 * D, o + 3 * D), t * HD + h * D);
-      }
-    }
-  }
-  return [q, k, v];
+    ? ctx.backend.rmsNorm(x, w.weight, eps)
+    : ctx.backend.layerNorm(x, w.weight, w.bias, eps);
 }
 
 const rolesCache = new WeakMap<ArchSpec, LinearRoles>();
+
+/** The MLP of a block on its (normed) input; frees nothing it was given. */
+function runMlp(
+  ctx: BlockContext,
+  roles: LinearRoles,
+  block: BlockWeights,
+  inp: Tensor,
+  hook?: LinearInputHook,
+): Tensor {
+  const { backend: B, config: c } = ctx;
+  const lin = (name: string) => block.linears.get(name)!;
+  hook?.("mlp_in", inp);
+  let mid: Tensor;
+  if (roles.gate) {
+    mid = B.linear(inp, lin(roles.gate));
+    const up = B.linear(inp, lin(roles.up));
+    B.gatedActivate(mid, up, c.hiddenAct);
+    B.free(up);
+  } else {
+    mid = B.linear(inp, lin(roles.up));
+    B.activate(mid, c.hiddenAct);
+  }
+  hook?.("mlp_mid", mid);
+  const out = B.linear(mid, lin(roles.down));
+  B.free(mid);
+  return out;
+}
+
+/** Attention of a block on its (normed) input, appending to the caches; returns o_proj's output. */
+function runAttention(
+  ctx: BlockContext,
+  roles: LinearRoles,
+  block: BlockWeights,
+  attnIn: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  past: number,
+  hook?: LinearInputHook,
+): Tensor {
+  const { backend: B, config: c, arch } = ctx;
+  const lin = (name: string) => block.linears.get(name)!;
+  const Hq = c.numHeads, Hkv = c.numKvHeads, D = c.headDim;
+  hook?.("attn_in", attnIn);
+  let q: Tensor, k: Tensor, v: Tensor;
+  if (roles.qkv) {
+    const fused = B.linear(attnIn, lin(roles.qkv));
+    [q, k, v] = B.splitQkv(fused, Hq, D, arch.fused[roles.qkv]?.layout ?? "concat");
+    B.free(fused);
+  } else {
+    q = B.linear(attnIn, lin(roles.q!));
+    k = B.linear(attnIn, lin(roles.k!));
+    v = B.linear(attnIn, lin(roles.v!));
+  }
+  if (ctx.invFreq) {
+    B.rope(q, Hq, D, c.rotaryDim, past, ctx.invFreq);
+    B.rope(k, Hkv, D, c.rotaryDim, past, ctx.invFreq);
+  }
+  B.writeRows(kCache, k, past);
+  B.writeRows(vCache, v, past);
+  B.free(k);
+  B.free(v);
+  const a = B.attention(q, Hq, Hkv, D, kCache, vCache, past);
+  B.free(q);
+  hook?.("attn_out", a);
+  const o = B.linear(a, lin(roles.o));
+  B.free(a);
+  return o;
+}
 
 /**
  * Runs one decoder block over T new tokens of one sequence, updating the
@@ -266,90 +317,68 @@ const rolesCache = new WeakMap<ArchSpec, LinearRoles>();
  *
  * @example
  * ```ts ignore
- * const y = runBlock(ctx, block, x, T, cacheK, cacheV, 0);
+ * const y = runBlock(ctx, block, x, cacheK, cacheV, 0);
  * ```
  *
  * @param ctx The block context.
  * @param block The block's weights.
- * @param x Hidden states `[T, hidden]` (not modified).
- * @param T Number of new tokens.
- * @param kCache This block's key cache `[maxLen, Hkv, D]`.
+ * @param x Hidden states `[T, hidden]` (not modified, not freed).
+ * @param kCache This block's key cache `[maxLen, Hkv·D]`.
  * @param vCache This block's value cache.
  * @param past Tokens already in the cache.
  * @param hook Called with each linear input (for Hessian capture).
- * @returns The block's output `[T, hidden]`.
+ * @returns The block's output `[T, hidden]` (a new tensor).
  */
 export function runBlock(
   ctx: BlockContext,
   block: BlockWeights,
-  x: Float32Array,
-  T: number,
-  kCache: Float32Array,
-  vCache: Float32Array,
+  x: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
   past: number,
   hook?: LinearInputHook,
-): Float32Array {
-  const { kernels: K, config: c, arch } = ctx;
+): Tensor {
+  const { backend: B, config: c, arch } = ctx;
   let roles = rolesCache.get(arch);
   if (!roles) rolesCache.set(arch, roles = rolesOf(arch));
-  const lin = (name: string) => block.linears.get(name)!;
-  const Hq = c.numHeads, Hkv = c.numKvHeads, D = c.headDim;
   const preLN = c.doLayerNormBefore;
 
-  const attnIn = preLN ? norm(ctx, x, T, block.attnNorm) : x;
-  hook?.("attn_in", attnIn, T);
-  let q: Float32Array, k: Float32Array, v: Float32Array;
-  if (roles.qkv) {
-    const fused = arch.fused[roles.qkv];
-    [q, k, v] = splitQkv(K.linear(attnIn, T, lin(roles.qkv)), T, Hq, D, fused?.layout ?? "concat");
-  } else {
-    q = K.linear(attnIn, T, lin(roles.q!));
-    k = K.linear(attnIn, T, lin(roles.k!));
-    v = K.linear(attnIn, T, lin(roles.v!));
-  }
-  if (ctx.invFreq) {
-    const pos = new Int32Array(T);
-    for (let t = 0; t < T; t++) pos[t] = past + t;
-    K.rope(q, T, Hq, D, c.rotaryDim, pos, ctx.invFreq);
-    K.rope(k, T, Hkv, D, c.rotaryDim, pos, ctx.invFreq);
-  }
-  kCache.set(k, past * Hkv * D);
-  vCache.set(v, past * Hkv * D);
-  const a = K.attention(q, T, Hq, Hkv, D, kCache, vCache, past);
-  hook?.("attn_out", a, T);
-  const o = K.linear(a, T, lin(roles.o));
-
-  const mlp = (inp: Float32Array): Float32Array => {
-    hook?.("mlp_in", inp, T);
-    let mid: Float32Array;
-    if (roles.gate) {
-      mid = K.linear(inp, T, lin(roles.gate));
-      K.gatedActivate(mid, K.linear(inp, T, lin(roles.up)), c.hiddenAct);
-    } else {
-      mid = K.linear(inp, T, lin(roles.up));
-      K.activate(mid, c.hiddenAct);
-    }
-    hook?.("mlp_mid", mid, T);
-    return K.linear(mid, T, lin(roles.down));
-  };
+  const attnIn = preLN ? norm(ctx, x, block.attnNorm) : x;
+  const o = runAttention(ctx, roles, block, attnIn, kCache, vCache, past, hook);
+  if (attnIn !== x) B.free(attnIn);
 
   if (arch.parallelResidual(c)) {
-    const m = mlp(norm(ctx, x, T, block.mlpNorm));
-    const y = addInto(addInto(x.slice(), o), m);
+    const mlpIn = norm(ctx, x, block.mlpNorm);
+    const m = runMlp(ctx, roles, block, mlpIn, hook);
+    B.free(mlpIn);
+    B.addInPlace(o, x); // x + o
+    B.addInPlace(o, m); // (x + o) + m
+    B.free(m);
+    return o;
+  }
+  B.addInPlace(o, x); // h = x + o
+  let h = o;
+  if (!preLN) {
+    h = norm(ctx, o, block.attnNorm);
+    B.free(o);
+  }
+  const mlpIn = preLN ? norm(ctx, h, block.mlpNorm) : h;
+  const m = runMlp(ctx, roles, block, mlpIn, hook);
+  if (mlpIn !== h) B.free(mlpIn);
+  B.addInPlace(m, h); // y = h + m
+  B.free(h);
+  if (!preLN) {
+    const y = norm(ctx, m, block.mlpNorm);
+    B.free(m);
     return y;
   }
-  let h = addInto(x.slice(), o);
-  if (!preLN) h = norm(ctx, h, T, block.attnNorm);
-  const m = mlp(preLN ? norm(ctx, h, T, block.mlpNorm) : h);
-  let y = addInto(h, m);
-  if (!preLN) y = norm(ctx, y, T, block.mlpNorm);
-  return y;
+  return m;
 }
 
 /** Options of {@linkcode CausalLM.load}. */
 export interface LoadModelOptions {
   /** The backend; default: the TypeScript reference kernels. */
-  kernels?: Kernels;
+  backend?: Backend;
   /** Load the decoder blocks (default true); false gives embeddings only, for streaming work. */
   blocks?: boolean;
   /**
@@ -361,33 +390,32 @@ export interface LoadModelOptions {
   onWarning?: (message: string) => void;
 }
 
-/** A table whose rows are converted to float32 on lookup (embeddings). */
-class RowTable {
-  readonly #raw: RawTensor;
-  constructor(raw: RawTensor) {
-    this.#raw = raw;
-  }
-  get rows(): number {
-    return this.#raw.shape[0]!;
-  }
-  get cols(): number {
-    return this.#raw.shape[1]!;
-  }
-  row(i: number): Float32Array {
-    const bytes = this.cols * DTYPE_SIZE[this.#raw.dtype];
-    return toFloat32(this.#raw.data.subarray(i * bytes, (i + 1) * bytes), this.#raw.dtype);
-  }
+/** What {@linkcode CausalLM.forward} returns. */
+export interface ForwardOptions {
+  /** Only the last token's logits (`[1, vocab]`). */
+  lastOnly?: boolean;
+}
+
+interface OuterWeights {
+  embed: TableHandle;
+  pos: TableHandle | null;
+  posOffset: number;
+  projectIn: LinearHandle | null;
+  projectOut: LinearHandle | null;
+  finalNorm: NormWeights | null;
+  lmHead: LinearHandle;
 }
 
 /**
- * A causal language model with every block resident, for inference.
+ * A causal language model with every block resident on its backend, for
+ * inference.
  *
  * @example Logits for a prompt
  * ```ts ignore
  * import { CausalLM } from "./model.ts";
  * const lm = await CausalLM.load("./llama");
  * const ids = (await lm.folder.tokenizer()).encode("Hello");
- * const logits = lm.forward(ids, lm.newCache(ids.length)); // [T, vocab]
+ * const logits = await lm.forward(ids, lm.newCache(ids.length)); // [T, vocab]
  * ```
  */
 export class CausalLM {
@@ -396,38 +424,18 @@ export class CausalLM {
   /** The block context (backend, config, architecture). */
   readonly ctx: BlockContext;
   readonly #blocks: BlockWeights[];
-  readonly #embed: RowTable;
-  readonly #pos: RowTable | null;
-  readonly #posOffset: number;
-  readonly #projectIn: LinearHandle | null;
-  readonly #projectOut: LinearHandle | null;
-  readonly #finalNorm: NormWeights | null;
-  readonly #lmHead: LinearHandle;
+  readonly #outer: OuterWeights;
 
   private constructor(
     folder: ModelFolder,
     ctx: BlockContext,
     blocks: BlockWeights[],
-    parts: {
-      embed: RowTable;
-      pos: RowTable | null;
-      posOffset: number;
-      projectIn: LinearHandle | null;
-      projectOut: LinearHandle | null;
-      finalNorm: NormWeights | null;
-      lmHead: LinearHandle;
-    },
+    outer: OuterWeights,
   ) {
     this.folder = folder;
     this.ctx = ctx;
     this.#blocks = blocks;
-    this.#embed = parts.embed;
-    this.#pos = parts.pos;
-    this.#posOffset = parts.posOffset;
-    this.#projectIn = parts.projectIn;
-    this.#projectOut = parts.projectOut;
-    this.#finalNorm = parts.finalNorm;
-    this.#lmHead = parts.lmHead;
+    this.#outer = outer;
   }
 
   /**
@@ -444,24 +452,29 @@ export class CausalLM {
     const folder = typeof dirOrFolder === "string"
       ? await ModelFolder.open(dirOrFolder)
       : dirOrFolder;
-    const kernels = opts.kernels ?? createTsKernels();
-    const ctx = blockContext(folder, kernels);
+    const backend = opts.backend ?? hostBackend(createTsKernels());
+    const ctx = blockContext(folder, backend);
     if (folder.quant && folder.quantizedModules().length > 0) {
       ctx.zeroFormat = await resolveZeroFormat(folder, {
         onWarning: opts.onWarning ?? warnOnStderr,
         ...(opts.zeroFormat ? { force: opts.zeroFormat } : {}),
       });
     }
-    const { arch, config } = folder;
+    const { config } = folder;
     const blocks: BlockWeights[] = [];
     if (opts.blocks !== false) {
       for (let i = 0; i < config.numLayers; i++) blocks.push(await loadBlock(folder, ctx, i));
     }
+    return new CausalLM(folder, ctx, blocks, await CausalLM.#loadOuter(folder, backend));
+  }
+
+  static async #loadOuter(folder: ModelFolder, backend: Backend): Promise<OuterWeights> {
+    const { arch, config } = folder;
     const embedRaw = await folder.read(arch.embedding);
-    const embed = new RowTable(embedRaw);
-    let pos: RowTable | null = null, posOffset = 0;
+    const embed = backend.tableFrom(embedRaw);
+    let pos: TableHandle | null = null, posOffset = 0;
     if (arch.positions.kind === "learned") {
-      pos = new RowTable(await folder.read(arch.positions.tensor));
+      pos = backend.tableFrom(await folder.read(arch.positions.tensor));
       posOffset = arch.positions.offset;
     }
     const outer = (role: string, suffix: string) =>
@@ -471,25 +484,19 @@ export class CausalLM {
     const pin = outer("projection", "project_in"), pout = outer("projection", "project_out");
     // OPT's project_in/out are nn.Linear without bias: weight [out, in].
     const projectIn = pin
-      ? kernels.linearFromDense(await folder.read(pin.name), null, false)
+      ? backend.linearFromDense(await folder.read(pin.name), null, false)
       : null;
     const projectOut = pout
-      ? kernels.linearFromDense(await folder.read(pout.name), null, false)
+      ? backend.linearFromDense(await folder.read(pout.name), null, false)
       : null;
     const fn = arch.finalNorm;
-    const finalNorm = (fn.present?.(config) ?? true) ? await readNorm(folder, fn.name, fn) : null;
+    const finalNorm = (fn.present?.(config) ?? true)
+      ? await readNorm(folder, backend, fn.name, fn)
+      : null;
     const headName = folder.lmHeadName();
     const headRaw = headName === arch.embedding ? embedRaw : await folder.read(headName);
-    const lmHead = kernels.linearFromDense(headRaw, null, false);
-    return new CausalLM(folder, ctx, blocks, {
-      embed,
-      pos,
-      posOffset,
-      projectIn,
-      projectOut,
-      finalNorm,
-      lmHead,
-    });
+    const lmHead = backend.linearFromDense(headRaw, null, false);
+    return { embed, pos, posOffset, projectIn, projectOut, finalNorm, lmHead };
   }
 
   /** The normalized config. */
@@ -497,8 +504,13 @@ export class CausalLM {
     return this.ctx.config;
   }
 
+  /** The backend the model runs on. */
+  get backend(): Backend {
+    return this.ctx.backend;
+  }
+
   /**
-   * Makes an empty KV cache.
+   * Makes an empty KV cache on the backend.
    *
    * @param maxLen Capacity in tokens (default: the model's context length).
    * @returns The cache.
@@ -514,13 +526,22 @@ export class CausalLM {
         },
       );
     }
-    const n = maxLen * c.numKvHeads * c.headDim;
+    const cols = c.numKvHeads * c.headDim, B = this.backend;
     return {
       maxLen,
       length: 0,
-      k: this.#blocks.map(() => new Float32Array(n)),
-      v: this.#blocks.map(() => new Float32Array(n)),
+      k: this.#blocks.map(() => B.zeros(maxLen, cols)),
+      v: this.#blocks.map(() => B.zeros(maxLen, cols)),
     };
+  }
+
+  /**
+   * Frees a cache's backend memory (host backends leave it to the GC).
+   *
+   * @param cache The cache.
+   */
+  freeCache(cache: KvCache): void {
+    for (const t of [...cache.k, ...cache.v]) this.backend.free(t);
   }
 
   /**
@@ -528,29 +549,32 @@ export class CausalLM {
    *
    * @param ids Token ids.
    * @param past Position of the first token.
-   * @returns `[T, hidden]`.
+   * @returns `[T, hidden]` on the backend.
    */
-  embed(ids: ArrayLike<number>, past: number): Float32Array {
-    const T = ids.length, c = this.config;
-    const E = this.#embed.cols;
-    let x: Float32Array = new Float32Array(T * E);
-    for (let t = 0; t < T; t++) {
+  embed(ids: ArrayLike<number>, past: number): Tensor {
+    const B = this.backend, o = this.#outer;
+    const idx = Int32Array.from(ids as ArrayLike<number>);
+    for (let t = 0; t < ids.length; t++) {
       const id = ids[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= this.#embed.rows) {
+      if (!Number.isInteger(id) || id < 0 || id >= o.embed.rows) {
         throw new GptqError(
           "INVALID_ARGUMENT",
-          `token id ${id} is outside the vocabulary (${this.#embed.rows})`,
+          `token id ${id} is outside the vocabulary (${o.embed.rows})`,
         );
       }
-      x.set(this.#embed.row(id), t * E);
     }
-    if (this.#projectIn) x = this.ctx.kernels.linear(x, T, this.#projectIn);
-    if (this.#pos) {
-      const H = c.hiddenSize;
-      for (let t = 0; t < T; t++) {
-        const p = this.#pos.row(past + t + this.#posOffset);
-        for (let i = 0; i < H; i++) x[t * H + i] = x[t * H + i]! + p[i]!;
-      }
+    let x = B.gather(o.embed, idx, 0);
+    if (o.projectIn) {
+      const y = B.linear(x, o.projectIn);
+      B.free(x);
+      x = y;
+    }
+    if (o.pos) {
+      const pos = new Int32Array(ids.length);
+      for (let t = 0; t < ids.length; t++) pos[t] = past + t;
+      const p = B.gather(o.pos, pos, o.posOffset);
+      B.addInPlace(x, p);
+      B.free(p);
     }
     return x;
   }
@@ -558,27 +582,34 @@ export class CausalLM {
   /**
    * Final norm, OPT's project_out and the LM head.
    *
-   * @param h Hidden states `[T, hidden]`.
-   * @param T Rows.
-   * @returns Logits `[T, vocab]`.
+   * @param h Hidden states `[T, hidden]` (not freed).
+   * @returns Logits `[T, vocab]` on the backend.
    */
-  head(h: Float32Array, T: number): Float32Array {
+  head(h: Tensor): Tensor {
+    const B = this.backend, o = this.#outer;
     let x = h;
-    if (this.#finalNorm) x = norm(this.ctx, x, T, this.#finalNorm);
-    if (this.#projectOut) x = this.ctx.kernels.linear(x, T, this.#projectOut);
-    return this.ctx.kernels.linear(x, T, this.#lmHead);
+    const step = (y: Tensor) => {
+      if (x !== h) B.free(x);
+      x = y;
+    };
+    if (o.finalNorm) step(norm(this.ctx, x, o.finalNorm));
+    if (o.projectOut) step(B.linear(x, o.projectOut));
+    const logits = B.linear(x, o.lmHead);
+    if (x !== h) B.free(x);
+    return logits;
   }
 
   /**
-   * Runs new tokens through the model, appending them to the cache.
+   * Encodes new tokens through the model, appending them to the cache, and
+   * returns the logits tensor on the backend (the caller frees it).
    *
    * @param ids The new tokens.
    * @param cache The sequence's cache (its `length` advances by `ids.length`).
-   * @param opts `lastOnly` returns only the last token's logits.
+   * @param opts `lastOnly` keeps only the last token's logits.
    * @returns Logits `[T, vocab]` (or `[1, vocab]` with `lastOnly`).
    */
-  forward(ids: ArrayLike<number>, cache: KvCache, opts: { lastOnly?: boolean } = {}): Float32Array {
-    const T = ids.length, past = cache.length;
+  logits(ids: ArrayLike<number>, cache: KvCache, opts: ForwardOptions = {}): Tensor {
+    const T = ids.length, past = cache.length, B = this.backend;
     if (past + T > cache.maxLen) {
       throw new GptqError(
         "INVALID_ARGUMENT",
@@ -590,22 +621,88 @@ export class CausalLM {
     }
     let x = this.embed(ids, past);
     for (let i = 0; i < this.#blocks.length; i++) {
-      x = runBlock(this.ctx, this.#blocks[i]!, x, T, cache.k[i]!, cache.v[i]!, past);
+      const y = runBlock(this.ctx, this.#blocks[i]!, x, cache.k[i]!, cache.v[i]!, past);
+      B.free(x);
+      x = y;
     }
     cache.length = past + T;
     if (opts.lastOnly && T > 1) {
-      const H = this.config.hiddenSize;
-      return this.head(x.slice((T - 1) * H), 1);
+      const last = B.sliceRows(x, T - 1, 1);
+      B.free(x);
+      x = last;
     }
-    return this.head(x, T);
+    const out = this.head(x);
+    B.free(x);
+    return out;
+  }
+
+  /**
+   * Runs new tokens through the model, appending them to the cache, and reads
+   * the logits back.
+   *
+   * @param ids The new tokens.
+   * @param cache The sequence's cache (its `length` advances by `ids.length`).
+   * @param opts `lastOnly` returns only the last token's logits.
+   * @returns Logits `[T, vocab]` (or `[1, vocab]` with `lastOnly`).
+   */
+  async forward(
+    ids: ArrayLike<number>,
+    cache: KvCache,
+    opts: ForwardOptions = {},
+  ): Promise<Float32Array> {
+    const t = this.logits(ids, cache, opts);
+    try {
+      return await this.backend.read(t);
+    } finally {
+      this.backend.free(t);
+    }
+  }
+
+  /**
+   * Runs new tokens and returns the greedy next token (argmax of the last
+   * logits row), reading back one integer.
+   *
+   * @param ids The new tokens.
+   * @param cache The sequence's cache.
+   * @returns The next token id.
+   */
+  async greedy(ids: ArrayLike<number>, cache: KvCache): Promise<number> {
+    const t = this.logits(ids, cache, { lastOnly: true });
+    try {
+      return (await this.backend.argmax(t))[0]!;
+    } finally {
+      this.backend.free(t);
+    }
+  }
+
+  /**
+   * Runs a window from an empty cache and returns `−log p(ids[t+1] | ids[..t])`
+   * for each of its first `T − 1` positions (the eval edge: T numbers back).
+   *
+   * @param ids The window.
+   * @returns Per-position negative log-likelihoods.
+   */
+  async windowNll(ids: ArrayLike<number>): Promise<Float64Array> {
+    const cache = this.newCache(ids.length);
+    const t = this.logits(ids, cache);
+    try {
+      return await this.backend.rowNll(t, Int32Array.from(ids as ArrayLike<number>).slice(1));
+    } finally {
+      this.backend.free(t);
+      this.freeCache(cache);
+    }
   }
 
   /** Releases backend memory and closes the folder. */
   close(): void {
     for (const b of this.#blocks) releaseBlock(this.ctx, b);
-    const k = this.ctx.kernels;
-    for (const h of [this.#lmHead, this.#projectIn, this.#projectOut]) if (h) k.release(h);
-    k.dispose?.();
+    const B = this.backend, o = this.#outer;
+    for (const h of [o.lmHead, o.projectIn, o.projectOut]) if (h) B.release(h);
+    B.release(o.embed);
+    if (o.pos) B.release(o.pos);
+    if (o.finalNorm) freeNorm(B, o.finalNorm);
+    if (this.ctx.invFreq) B.free(this.ctx.invFreq);
+    B.dispose?.();
     this.folder.close();
   }
 }
