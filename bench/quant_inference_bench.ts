@@ -16,7 +16,7 @@
  * uniform random 4-bit values packed with `src/gptq/pack.ts` (no solver:
  * speed does not depend on the values); scales are random fp16 around 0.003.
  *
- * Each model is loaded with the default backend (`selectKernels("auto")`,
+ * Each model is loaded with the default backend (`selectBackend("auto")`,
  * what `loadModel` uses), timed on a prompt (prefill, one forward of P
  * tokens, best of two) and D decode steps of one token each (greedy). "Bytes/token" is
  * what the backend holds for the linears (sum of `LinearHandle.bytes`, LM
@@ -37,11 +37,11 @@
  * @module
  */
 
+import { hostBackend } from "../src/backends/host.ts";
 import { writeSafetensors } from "../src/io/safetensors_writer.ts";
 import type { NamedTensor } from "../src/io/safetensors_writer.ts";
 import type { RawTensor } from "../src/io/safetensors.ts";
 import { gIdxForGroups, packQWeight, packQZeros, scalesToF16 } from "../src/gptq/pack.ts";
-import { selectKernels } from "../src/backends/select.ts";
 import { createWasmKernels } from "../src/backends/wasm/wasm_kernels.ts";
 import type { Kernels, LinearHandle, QuantLinearSource } from "../src/backends/host_kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
@@ -285,7 +285,10 @@ async function measure(
       kernels: await createWasmKernels({ actOrder }),
       description: "wasm-simd128 ×2 threads, act-order by per-group gather",
     }
-    : await selectKernels("auto");
+    : await (async () => {
+      const k = await createWasmKernels();
+      return { kernels: k, description: k.name };
+    })();
   const base = choice.kernels;
   let heldBytes = 0, gptqLinears = 0;
   // Count what the backend holds per linear (each is read once per decoded token).
@@ -304,11 +307,11 @@ async function measure(
     },
   };
   let t = performance.now();
-  const lm = await CausalLM.load(dir, { kernels });
+  const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
   const loadS = (performance.now() - t) / 1000;
   const rss = rssBytes();
   try {
-    lm.forward([5, 6], lm.newCache(2)); // warm-up
+    await lm.forward([5, 6], lm.newCache(2)); // warm-up
     const prompt = Array.from({ length: PROMPT }, (_, i) => 3 + ((i * 7919) % (VOCAB - 3)));
     // Prefill: best of two (one under --quick) fresh forwards; the last cache goes on to decode.
     let prefillS = Infinity;
@@ -317,11 +320,11 @@ async function measure(
     for (let rep = 0; rep < (QUICK ? 1 : 2); rep++) {
       cache = lm.newCache(PROMPT + DECODE);
       t = performance.now();
-      logits = lm.forward(prompt, cache, { lastOnly: true });
+      logits = await lm.forward(prompt, cache, { lastOnly: true });
       prefillS = Math.min(prefillS, (performance.now() - t) / 1000);
     }
     t = performance.now();
-    for (let i = 0; i < DECODE; i++) logits = lm.forward([argmax(logits)], cache);
+    for (let i = 0; i < DECODE; i++) logits = await lm.forward([argmax(logits)], cache);
     const decodeS = (performance.now() - t) / 1000;
     return {
       label,

@@ -30,7 +30,8 @@
 
 import { quantizeModel } from "../src/quant/quantize.ts";
 import { createWasmSolver, type QuantBackend } from "../src/quant/solver.ts";
-import { selectKernels } from "../src/backends/select.ts";
+import { createWasmKernels } from "../src/backends/wasm/wasm_kernels.ts";
+import { hostBackend } from "../src/backends/host.ts";
 import type { Kernels } from "../src/backends/host_kernels.ts";
 import { type NamedTensor, writeSafetensors } from "../src/io/safetensors_writer.ts";
 import { fromFloat32 } from "../src/io/dtype.ts";
@@ -130,7 +131,8 @@ await Deno.writeTextFile(calib, text.slice(0, 2_000_000));
 
 // --- timing wrappers -----------------------------------------------------
 const time = { forward: 0, hessianAdd: 0, gptq: 0, rtn: 0 };
-const { kernels: inner, description } = await selectKernels("auto");
+const inner = await createWasmKernels();
+const description = `backend: ${inner.name}`;
 const timedKernels = new Proxy(inner, {
   get(target, prop, recv) {
     const v = Reflect.get(target, prop, recv);
@@ -203,7 +205,7 @@ try {
     nsamples,
     model_seqlen: seqlen,
   }, {
-    kernels: timedKernels,
+    backend: hostBackend(timedKernels),
     ...(split ? { solver: timedSolver } : { threads }),
     onBlock: (d, n) => console.log(`  block ${d}/${n} done`),
   });

@@ -27,6 +27,7 @@
  * @module
  */
 
+import { hostBackend } from "../src/backends/host.ts";
 import { writeSafetensors } from "../src/io/safetensors_writer.ts";
 import { type RawTensor, SafetensorsFile } from "../src/io/safetensors.ts";
 import type { Kernels, LinearHandle } from "../src/backends/host_kernels.ts";
@@ -339,7 +340,7 @@ async function modelSection(pool: MatmulPool, base: Kernels): Promise<string[]> 
       },
     };
     t = performance.now();
-    const lm = await CausalLM.load(dir, { kernels });
+    const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
     const loadS = (performance.now() - t) / 1000;
     lines.push(
       `model: Llama-7B layer shapes, ${LAYERS} layers, vocab ${VOCAB} (untied lm_head), random f16 ` +
@@ -350,7 +351,7 @@ async function modelSection(pool: MatmulPool, base: Kernels): Promise<string[]> 
     const prompt = Array.from({ length: P }, (_, i) => 3 + ((i * 7919) % (VOCAB - 3)));
     try {
       // Warm-up: one short forward.
-      lm.forward([5, 6], lm.newCache(2));
+      await lm.forward([5, 6], lm.newCache(2));
       linMs = 0;
       linCalls = 0;
       const stats: GenerateStats = {
@@ -366,7 +367,7 @@ async function modelSection(pool: MatmulPool, base: Kernels): Promise<string[]> 
         eos_token_id: [],
       }, stats);
       let n = 0, prefillLin = 0, prefillCalls = 0;
-      for (const _ of gen) {
+      for await (const _ of gen) {
         if (n === 0) [prefillLin, prefillCalls] = [linMs, linCalls];
         n++;
       }
@@ -375,7 +376,7 @@ async function modelSection(pool: MatmulPool, base: Kernels): Promise<string[]> 
       const decodeSteps = (linCalls - prefillCalls) / linearOrder().length;
       linMs = 0;
       t = performance.now();
-      const ppl = perplexity(lm, prompt, { seqlen: P, maxSamples: 1 });
+      const ppl = await perplexity(lm, prompt, { seqlen: P, maxSamples: 1 });
       const evalMs = performance.now() - t;
       const evalLin = linMs;
 
@@ -456,9 +457,9 @@ async function threadsRows(dir: string, prompt: number[], D: number): Promise<st
   const lines = [row(["phase (measured, sync split)", "tokens", "tokens/s", "CPUs"], W)];
   for (let threads = 1; threads <= Math.min(2, maxThreads); threads++) {
     const kernels = await createWasmKernels({ threads });
-    const lm = await CausalLM.load(dir, { kernels });
+    const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
     try {
-      lm.forward([5, 6], lm.newCache(2));
+      await lm.forward([5, 6], lm.newCache(2));
       const stats: GenerateStats = {
         promptTokens: 0,
         newTokens: 0,
@@ -468,7 +469,7 @@ async function threadsRows(dir: string, prompt: number[], D: number): Promise<st
       };
       const c0 = cpuSeconds(), t0 = performance.now();
       let n = 0;
-      for (
+      for await (
         const _ of generateTokens(lm, prompt, {
           temperature: 0,
           max_new_tokens: D,

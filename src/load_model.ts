@@ -7,7 +7,7 @@
  */
 
 import type { TextTokenizer } from "./io/tokenizer.ts";
-import { type BackendName, selectKernels } from "./backends/select.ts";
+import { type BackendName, selectBackend } from "./backends/select.ts";
 import { type GenerateOptions, type GenerateStats, generateText } from "./runtime/generate.ts";
 import { CausalLM } from "./runtime/model.ts";
 import type { ZeroFormat } from "./gptq/pack.ts";
@@ -15,8 +15,13 @@ import { perplexity, type PerplexityOptions, type PerplexityResult } from "./run
 
 /** Options of {@linkcode loadModel}. */
 export interface LoadOptions {
-  /** `auto` (WASM SIMD, else TypeScript), `wasm` or `typescript`. */
+  /**
+   * `auto` (WebGPU on a real GPU adapter, else WASM SIMD, else TypeScript),
+   * `webgpu`, `wasm` or `typescript`.
+   */
   backend?: BackendName;
+  /** WASM threads (1 or 2; default 2 where there are two cores). */
+  threads?: number;
   /**
    * Forces the GPTQ zero-point convention (`gptq` = v1, `gptq_v2`) instead of
    * deciding from the config and the stored zeros.
@@ -32,8 +37,10 @@ export interface Model {
   readonly lm: CausalLM;
   /** Its tokenizer. */
   readonly tokenizer: TextTokenizer;
-  /** Which backend runs it, in words. */
+  /** Which backend runs it, in words (e.g. `webgpu (NVIDIA H200)`). */
   readonly backend: string;
+  /** Why it was chosen, one line (what the CLI prints on stderr). */
+  readonly backendChoice: string;
   /**
    * Streams generated text pieces after a prompt.
    *
@@ -48,7 +55,7 @@ export interface Model {
    * @param text The text (joined as-is, tokenized once).
    * @param opts Window length (`seqlen`) and `maxSamples`.
    */
-  perplexity(text: string, opts?: PerplexityOptions): PerplexityResult;
+  perplexity(text: string, opts?: PerplexityOptions): Promise<PerplexityResult>;
   /** Frees the model. */
   close(): void;
 }
@@ -64,7 +71,7 @@ export interface Model {
  * for await (const piece of model.generate("Once upon a time", { temperature: 0, max_new_tokens: 50 })) {
  *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
  * }
- * console.log(model.perplexity(await Deno.readTextFile("valid.txt"), { seqlen: 512 }).ppl);
+ * console.log((await model.perplexity(await Deno.readTextFile("valid.txt"), { seqlen: 512 })).ppl);
  * model.close();
  * ```
  *
@@ -73,9 +80,12 @@ export interface Model {
  * @returns The model.
  */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
-  const choice = await selectKernels(opts.backend ?? "auto");
+  const choice = await selectBackend(
+    opts.backend ?? "auto",
+    opts.threads !== undefined ? { threads: opts.threads } : {},
+  );
   const lm = await CausalLM.load(dir, {
-    kernels: choice.kernels,
+    backend: choice.backend,
     ...(opts.zeroFormat ? { zeroFormat: opts.zeroFormat } : {}),
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
   });
@@ -83,7 +93,8 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   return {
     lm,
     tokenizer,
-    backend: choice.description,
+    backend: `${choice.backend.name} (${choice.backend.device})`,
+    backendChoice: choice.description,
     generate: (prompt, g = {}, stats) => generateText(lm, tokenizer, prompt, g, stats),
     perplexity: (text, p = {}) =>
       perplexity(lm, tokenizer.encode(text, { addSpecialTokens: false }), p),

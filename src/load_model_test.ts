@@ -14,7 +14,7 @@ Deno.test("loadModel: generate streams text and perplexity is finite (GPTQ check
     let text = "";
     for await (const p of m.generate("The", { temperature: 0, max_new_tokens: 8 })) text += p;
     assert.ok(text.length > 0);
-    const r = m.perplexity(
+    const r = await m.perplexity(
       await Deno.readTextFile(`${DIR}/../../../text/wikitext2_test.txt`).then((t) =>
         t.slice(0, 20000)
       ),

@@ -18,7 +18,7 @@ import { convertLlama2c } from "../src/io/llama2c.ts";
 import { SafetensorsFile } from "../src/io/safetensors.ts";
 import { type NamedTensor, writeSafetensors } from "../src/io/safetensors_writer.ts";
 import { quantizeModel, type QuantizeReport } from "../src/quant/quantize.ts";
-import { selectKernels } from "../src/backends/select.ts";
+import { selectBackend } from "../src/backends/select.ts";
 import { writeDemoModel } from "../tools/make_demo_model.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
@@ -230,7 +230,7 @@ Deno.test("quantize CLI: a run killed with SIGKILL continues with --resume to th
       async () => {
         // Run in-process with the CLI's settings and kernels, stopping right after
         // block 1's journal entry (2 finished blocks).
-        const { kernels } = await selectKernels("auto");
+        const { backend: kernels } = await selectBackend("auto", { allowGpu: false });
         const cfg = {
           bits: 4,
           group_size: 32,
@@ -243,7 +243,7 @@ Deno.test("quantize CLI: a run killed with SIGKILL continues with --resume to th
           if (l === layer) throw new Error(`simulated crash after block ${layer}`);
         };
         await assert.rejects(
-          quantizeModel(hf, out, cfg, { kernels, afterBlock: stopAt(1) }),
+          quantizeModel(hf, out, cfg, { backend: kernels, afterBlock: stopAt(1) }),
           /simulated crash after block 1/,
         );
         assert.equal((await readJournal(work))?.finished, 2);
@@ -253,7 +253,7 @@ Deno.test("quantize CLI: a run killed with SIGKILL continues with --resume to th
         // any file removed after that journal entry: the state of a process that
         // died after writing block 2's data but before committing its journal entry.
         await assert.rejects(
-          quantizeModel(hf, out, cfg, { kernels, resume: true, afterBlock: stopAt(2) }),
+          quantizeModel(hf, out, cfg, { backend: kernels, resume: true, afterBlock: stopAt(2) }),
           /simulated crash after block 2/,
         );
         assert.equal((await readJournal(work))?.finished, 3);
@@ -262,7 +262,7 @@ Deno.test("quantize CLI: a run killed with SIGKILL continues with --resume to th
           if (f === "journal.json" || !now.has(f)) await Deno.writeFile(`${work}/${f}`, data);
         }
         assert.equal((await readJournal(work))?.finished, 2);
-        const report = await quantizeModel(hf, out, cfg, { kernels, resume: true });
+        const report = await quantizeModel(hf, out, cfg, { backend: kernels, resume: true });
         assert.equal(report.resumedBlocks, 2);
         await assertSameCheckpoint(out, ref);
         assert.ok(!(await exists(work)));

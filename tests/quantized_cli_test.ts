@@ -68,7 +68,7 @@ Deno.test("CLI eval on an AutoGPTQ checkpoint equals the typed API; a forced wro
     const m = await loadModel(MODEL, { backend: "typescript" });
     let want: number;
     try {
-      want = m.perplexity(text, { seqlen: 128, maxSamples: 8 }).ppl;
+      want = (await m.perplexity(text, { seqlen: 128, maxSamples: 8 })).ppl;
     } finally {
       m.close();
     }

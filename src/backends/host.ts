@@ -21,6 +21,7 @@ import type {
   Tensor,
 } from "./backend.ts";
 import type { Kernels } from "./host_kernels.ts";
+import { argmax } from "../runtime/sample.ts";
 
 /** A host tensor: its data in the JS heap. */
 export interface HostTensor extends Tensor {
@@ -38,24 +39,6 @@ function tensor(data: Float32Array, rows: number, cols: number): HostTensor {
 
 function host(t: Tensor): HostTensor {
   return t as HostTensor;
-}
-
-/**
- * The index of the largest value (the first on ties).
- *
- * @example
- * ```ts
- * import { argmaxOf } from "./host.ts";
- * console.log(argmaxOf(new Float32Array([0.1, 2, 2]))); // 1
- * ```
- *
- * @param x Values.
- * @returns The index.
- */
-export function argmaxOf(x: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
 }
 
 /**
@@ -195,7 +178,7 @@ export function hostBackend(k: Kernels, device = "CPU"): Backend {
     readSync: (x) => host(x).data,
     argmax(x) {
       const d = host(x).data, out = new Int32Array(x.rows);
-      for (let r = 0; r < x.rows; r++) out[r] = argmaxOf(d.subarray(r * x.cols, (r + 1) * x.cols));
+      for (let r = 0; r < x.rows; r++) out[r] = argmax(d.subarray(r * x.cols, (r + 1) * x.cols));
       return Promise.resolve(out);
     },
     rowNll(x, targets) {

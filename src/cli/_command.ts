@@ -188,7 +188,8 @@ export function numberOption(
 export const BACKEND_OPTION: OptionSpec = {
   type: "string",
   valueName: "NAME",
-  description: "compute backend: auto (default: WASM SIMD, else TypeScript), wasm or typescript",
+  description:
+    "compute backend: auto (default: WebGPU on a real GPU, else WASM SIMD, else TypeScript), webgpu, wasm or typescript",
 };
 
 /** `--zero-format`, shared by the commands that load a model. */

@@ -23,7 +23,7 @@ export const evalCommand: Command = {
   name: "eval",
   summary: "perplexity of a model (plain or GPTQ) on a text file, as the GPTQ paper computes it",
   usage:
-    "eval MODEL --dataset FILE [--seqlen 2048] [--max-samples N] [--backend auto|wasm|typescript] [--json]",
+    "eval MODEL --dataset FILE [--seqlen 2048] [--max-samples N] [--backend auto|webgpu|wasm|typescript] [--json]",
   examples: [
     "eval ./Llama-2-7B-GPTQ --dataset wikitext2_test.txt --seqlen 2048",
     "eval ./stories260K-hf --dataset tinystories_valid_sample.txt --seqlen 512 --json",
@@ -65,7 +65,7 @@ export const evalCommand: Command = {
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
     const { lm, tokenizer: tok } = m;
-    io.stderr(`${m.backend}\n`);
+    io.stderr(`${m.backendChoice}\n`);
     try {
       const seqlen = intOption(args, "seqlen", Math.min(2048, lm.config.maxPositions), 2);
       const maxSamples = args.values["max-samples"] === undefined
@@ -77,7 +77,7 @@ export const evalCommand: Command = {
       const total = Math.min(Math.floor(ids.length / seqlen), maxSamples ?? Infinity);
       const bar = startProgress("eval", total, "windows", io.stderr);
       const t1 = performance.now();
-      const r = perplexity(lm, ids, {
+      const r = await perplexity(lm, ids, {
         seqlen,
         ...(maxSamples === undefined ? {} : { maxSamples }),
         onProgress: (d) => bar.update(d),
@@ -87,7 +87,7 @@ export const evalCommand: Command = {
       const report = {
         model,
         dataset,
-        backend: lm.ctx.kernels.name,
+        backend: m.backend,
         ...r,
         tokensPerSecond: (r.windows * r.seqlen) / secs,
         seconds: secs,

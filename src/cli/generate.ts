@@ -74,7 +74,7 @@ export const generateCommand: Command = {
       backend: backendOption(args),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
-    io.stderr(`${m.backend}\n`);
+    io.stderr(`${m.backendChoice}\n`);
     try {
       const stats: GenerateStats = {
         promptTokens: 0,
@@ -94,7 +94,7 @@ export const generateCommand: Command = {
       if (io.json) {
         io.stdout(
           JSON.stringify(
-            { prompt, text, ...stats, prefillTps, decodeTps, backend: m.lm.ctx.kernels.name },
+            { prompt, text, ...stats, prefillTps, decodeTps, backend: m.backend },
             null,
             2,
           ) + "\n",

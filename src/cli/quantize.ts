@@ -7,7 +7,7 @@
 
 import { GptqError } from "../errors.ts";
 import { quantizeModel } from "../quant/quantize.ts";
-import { selectKernels } from "../backends/select.ts";
+import { selectBackend } from "../backends/select.ts";
 import {
   BACKEND_OPTION,
   backendOption,
@@ -156,7 +156,14 @@ export const quantizeCommand: Command = {
     if (groupSize === 0 || groupSize < -1) {
       throw new GptqError("INVALID_ARGUMENT", "--group-size must be -1 or positive");
     }
-    const backend = await selectKernels(backendOption(args));
+    const backendName = backendOption(args);
+    if (backendName === "webgpu") {
+      throw new GptqError("INVALID_ARGUMENT", "quantize does not run on WebGPU yet", {
+        hint: "use --backend wasm (the default) or typescript",
+      });
+    }
+    const backend = await selectBackend(backendName, { allowGpu: false });
+    io.stderr(`${backend.description}\n`);
     let bar: ReturnType<typeof startProgress> | null = null;
     const report = await quantizeModel(model, out, {
       bits,
@@ -189,7 +196,7 @@ export const quantizeCommand: Command = {
       threads: intOption(args, "threads", 2, 1, 64),
       method: methodOption(args.values.method),
       resume: args.values.resume === true,
-      kernels: backend.kernels,
+      backend: backend.backend,
       onLog: (l) => io.stderr(l + "\n"),
       onBlock: (d, t) => {
         bar ??= startProgress("quantize", t, "blocks", io.stderr);

@@ -94,7 +94,7 @@ export const serveCommand: Command = {
       backend: backendOption(args),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
-    io.stderr(`${model.backend}\n`);
+    io.stderr(`${model.backendChoice}\n`);
     io.stderr(
       chatTemplate
         ? `chat template: ${chatTemplate.source}\n`

@@ -27,7 +27,7 @@ Deno.test("stories260K: GPTQ perplexity is clearly below RTN's at 4 and 3 bits (
     const ppl = async (dir: string) => {
       const m = await loadModel(dir);
       try {
-        return m.perplexity(evalText, { seqlen: 512 }).ppl;
+        return (await m.perplexity(evalText, { seqlen: 512 })).ppl;
       } finally {
         m.close();
       }

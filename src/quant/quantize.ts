@@ -41,14 +41,16 @@ import {
 } from "../gptq/quant_config.ts";
 import {
   blockContext,
+  type BlockWeights,
   CausalLM,
   type LinearInput,
   loadBlock,
   releaseBlock,
   runBlock,
 } from "../runtime/model.ts";
-import type { Kernels } from "../backends/host_kernels.ts";
-import { createTsKernels, transpose } from "../backends/typescript/ts_kernels.ts";
+import type { Backend, Tensor } from "../backends/backend.ts";
+import { selectBackend } from "../backends/select.ts";
+import { transpose } from "../backends/typescript/ts_kernels.ts";
 import { loadCalibration } from "./calibration.ts";
 import {
   createParallelGptq,
@@ -109,8 +111,12 @@ export interface QuantizeOptions {
   force?: boolean;
   /** Continue a killed run from its journal. */
   resume?: boolean;
-  /** Forward-pass kernels (default: TypeScript reference). */
-  kernels?: Kernels;
+  /**
+   * Forward-pass backend: a host backend (WASM or TypeScript; the Hessian
+   * capture reads activations synchronously). Default: the fastest CPU
+   * backend available (WASM SIMD).
+   */
+  backend?: Backend;
   /**
    * Solver Workers for the GPTQ column loop; default 2. Results are
    * bit-identical for any count; each extra Worker holds one more copy of the
@@ -417,7 +423,15 @@ export async function quantizeModel(
     }
     await Deno.mkdir(workDir, { recursive: true });
     try {
-      const kernels = opts.kernels ?? createTsKernels();
+      const kernels = opts.backend ?? (await selectBackend("auto", { allowGpu: false })).backend;
+      if (!kernels.readSync) {
+        throw new GptqError(
+          "INVALID_ARGUMENT",
+          `quantization on the ${kernels.name} backend is not supported yet`,
+          { hint: "quantize with --backend wasm (the default)" },
+        );
+      }
+      const readSync = kernels.readSync.bind(kernels);
       const solver = opts.solver ?? await createWasmSolver();
       const threads = opts.solver ? 1 : Math.max(1, opts.threads ?? 2);
       // The solver always runs on Workers (one is enough): Worker 0 holds the
@@ -425,7 +439,7 @@ export async function quantizeModel(
       // A caller-supplied `solver` runs in-process instead.
       pool = opts.solver ? null : await createParallelGptq(threads);
       log(`backends: forward ${kernels.name}, solver ${solver.name}`);
-      const lm = await CausalLM.load(folder, { kernels, blocks: false });
+      const lm = await CausalLM.load(folder, { backend: kernels, blocks: false });
       const ctx = blockContext(folder, kernels);
       const H = c.hiddenSize;
       const lengths = cal.samples.map((s) => s.length);
@@ -446,14 +460,28 @@ export async function quantizeModel(
         start = journal.finished;
         log(`resuming after block ${start - 1} of ${c.numLayers}`);
       } else {
-        xs = cal.samples.map((s) => lm.embed(s, 0));
+        xs = cal.samples.map((s) => readSync(lm.embed(s, 0)));
       }
       sampleRss();
       const resumed = start;
       const groups = trueSeq ? folder.arch.sequentialGroups : [folder.arch.sequentialGroups.flat()];
       const maxLen = Math.max(...lengths);
-      const kvSize = maxLen * c.numKvHeads * c.headDim;
-      const kCache = new Float32Array(kvSize), vCache = new Float32Array(kvSize);
+      const kvCols = c.numKvHeads * c.headDim;
+      const kCache = kernels.zeros(maxLen, kvCols), vCache = kernels.zeros(maxLen, kvCols);
+      // One block over one sample's host activations; the output comes back to the host.
+      const blockForward = (
+        block: BlockWeights,
+        x: Float32Array,
+        rows: number,
+        hook?: (input: LinearInput, t: Tensor) => void,
+      ): Float32Array => {
+        const xt = kernels.upload(x, rows, H);
+        const y = runBlock(ctx, block, xt, kCache, vCache, 0, hook);
+        const out = readSync(y);
+        kernels.free(xt);
+        kernels.free(y);
+        return out;
+      };
 
       for (let layer = start; layer < c.numLayers; layer++) {
         const tb = performance.now();
@@ -501,8 +529,9 @@ export async function quantizeModel(
             let failure: unknown = null;
             for (let s = 0; s < xs.length && failure === null; s++) {
               try {
-                runBlock(ctx, block, xs[s]!, lengths[s]!, kCache, vCache, 0, (input, x, rows) => {
+                blockForward(block, xs[s]!, lengths[s]!, (input, t) => {
                   if (!inputs.has(input)) return;
+                  const x = readSync(t), rows = t.rows;
                   const pa = pooled.get(input);
                   if (pa) {
                     inFlight.push(
@@ -698,7 +727,7 @@ export async function quantizeModel(
           }
         }
         // Next block's inputs: the block with all its quantized weights.
-        xs = xs.map((x, s) => runBlock(ctx, block, x, lengths[s]!, kCache, vCache, 0));
+        xs = xs.map((x, s) => blockForward(block, x, lengths[s]!));
         releaseBlock(ctx, block);
         sampleRss();
         blockSeconds.push((performance.now() - tb) / 1000);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import { CausalLM } from "../runtime/model.ts";
-import { selectKernels } from "../backends/select.ts";
+import { selectBackend } from "../backends/select.ts";
 import { quantizeModel } from "./quantize.ts";
 
 const DATA = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
@@ -29,7 +29,7 @@ Deno.test("quantize: tiny llama with AutoGPTQ's settings and calibration ids is 
   const tmp = await Deno.makeTempDir();
   try {
     const cal = await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "calibration_ids");
-    const { kernels } = await selectKernels("auto");
+    const { backend: kernels } = await selectBackend("auto", { allowGpu: false });
     const report = await quantizeModel(`${GOLD}llama`, `${tmp}/q`, {
       bits: 4,
       group_size: 32,
@@ -38,7 +38,7 @@ Deno.test("quantize: tiny llama with AutoGPTQ's settings and calibration ids is 
       damp_percent: 0.01,
       dataset: cal,
       model_seqlen: 128,
-    }, { kernels });
+    }, { backend: kernels });
     assert.equal(report.modules.filter((m) => m.quantized).length, 14);
     for (const m of report.modules) {
       assert.ok(m.gptqError! < m.rtnError!, `${m.name}: GPTQ not better than RTN`);
@@ -46,10 +46,10 @@ Deno.test("quantize: tiny llama with AutoGPTQ's settings and calibration ids is 
     const input = (await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "input_ids"))[0]!;
     using g = await SafetensorsFile.open(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`);
     const golden = await g.readFloat32("logits");
-    const ours = await CausalLM.load(`${tmp}/q`, { kernels });
-    const theirs = await CausalLM.load(`${GOLD}llama-gptq-4bit-g32`, { kernels });
+    const ours = await CausalLM.load(`${tmp}/q`, { backend: kernels });
+    const theirs = await CausalLM.load(`${GOLD}llama-gptq-4bit-g32`, { backend: kernels });
     try {
-      const logits = ours.forward(input, ours.newCache(input.length));
+      const logits = await ours.forward(input, ours.newCache(input.length));
       // Both checkpoints against the unquantized model's fp32 logits: ours must be at least as close.
       using gf = await SafetensorsFile.open(`${GOLD}llama/golden.safetensors`);
       const fp = await gf.readFloat32("logits");
@@ -66,8 +66,8 @@ Deno.test("quantize: tiny llama with AutoGPTQ's settings and calibration ids is 
       const text = await Deno.readTextFile(`${DATA}text/wikitext2_test.txt`);
       const all = tok.encode(text.slice(0, 120_000), { addSpecialTokens: false });
       const { perplexity } = await import("../runtime/perplexity.ts");
-      const a = perplexity(ours, all, { seqlen: 512, maxSamples: 24 }).ppl;
-      const b = perplexity(theirs, all, { seqlen: 512, maxSamples: 24 }).ppl;
+      const a = (await perplexity(ours, all, { seqlen: 512, maxSamples: 24 })).ppl;
+      const b = (await perplexity(theirs, all, { seqlen: 512, maxSamples: 24 })).ppl;
       console.log(
         `WikiText-2 ppl: ours ${a.toFixed(3)}, AutoGPTQ's ${b.toFixed(3)} (${
           (100 * (a / b - 1)).toFixed(3)
@@ -96,7 +96,7 @@ Deno.test("quantize: GPTQ on the tiny llama is chaotic at float-rounding level (
     const { mulberry32 } = await import("../runtime/sample.ts");
     const cal = await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "calibration_ids");
     const input = (await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "input_ids"))[0]!;
-    const { kernels } = await selectKernels("auto");
+    const { backend: kernels } = await selectBackend("auto", { allowGpu: false });
     const base = await createWasmSolver();
     const run = async (dir: string, eps: number): Promise<Float32Array> => {
       const rnd = mulberry32(7);
@@ -118,10 +118,10 @@ Deno.test("quantize: GPTQ on the tiny llama is chaotic at float-rounding level (
         group_size: 32,
         dataset: cal,
         model_seqlen: 128,
-      }, { kernels, solver });
-      const lm = await CausalLM.load(dir, { kernels });
+      }, { backend: kernels, solver });
+      const lm = await CausalLM.load(dir, { backend: kernels });
       try {
-        return lm.forward(input, lm.newCache(input.length));
+        return await lm.forward(input, lm.newCache(input.length));
       } finally {
         lm.close();
       }
@@ -140,16 +140,16 @@ Deno.test("quantize: the 2-Worker path (Hessians on Worker 0) writes the same by
   const tmp = await Deno.makeTempDir();
   try {
     const cal = await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "calibration_ids");
-    const { kernels } = await selectKernels("auto");
+    const { backend: kernels } = await selectBackend("auto", { allowGpu: false });
     for (const extra of [{}, { desc_act: true, bits: 3, true_sequential: false }]) {
       const cfg = { bits: 4, group_size: 32, dataset: cal, model_seqlen: 128, ...extra };
       const one = await quantizeModel(`${GOLD}llama`, `${tmp}/one`, cfg, {
-        kernels,
+        backend: kernels,
         threads: 1,
         force: true,
       });
       const two = await quantizeModel(`${GOLD}llama`, `${tmp}/two`, cfg, {
-        kernels,
+        backend: kernels,
         threads: 2,
         force: true,
       });

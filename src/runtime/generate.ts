@@ -33,30 +33,40 @@ export interface GenerateStats {
 }
 
 /**
- * Generates token ids after a prompt.
+ * Generates token ids after a prompt. Greedy decoding (temperature 0) reads
+ * back one token id per step (the argmax runs on the backend); sampling reads
+ * back the last logits row.
  *
  * @example
  * ```ts ignore
- * for (const id of generateTokens(lm, [1], { temperature: 0, max_new_tokens: 20 })) console.log(id);
+ * for await (const id of generateTokens(lm, [1], { temperature: 0, max_new_tokens: 20 })) {
+ *   console.log(id);
+ * }
  * ```
  *
  * @param lm The model.
  * @param prompt Prompt ids (non-empty).
  * @param opts Sampling and stopping.
- * @param stats Filled in as generation proceeds.
+ * @param stats Filled in as generation proceeds (reset at the start).
  * @returns The new ids, one at a time (EOS is not yielded).
  */
-export function* generateTokens(
+export async function* generateTokens(
   lm: CausalLM,
   prompt: number[],
   opts: GenerateOptions = {},
   stats?: GenerateStats,
-): Generator<number> {
+): AsyncGenerator<number> {
   const maxNew = opts.max_new_tokens ?? 128;
   const eos = new Set(opts.eos_token_id ?? lm.config.eosTokenIds);
   const cap = Math.min(lm.config.maxPositions, prompt.length + maxNew);
-  const cache = lm.newCache(cap);
   const pick = createSampler(opts);
+  const greedy = (opts.temperature ?? 1) === 0;
+  const V = lm.config.vocabSize;
+  const next = async (ids: number[]): Promise<number> => {
+    if (greedy) return await lm.greedy(ids, cache);
+    const logits = await lm.forward(ids, cache, { lastOnly: true });
+    return pick(logits.subarray(logits.length - V));
+  };
   const st: GenerateStats = stats ?? {
     promptTokens: 0,
     newTokens: 0,
@@ -64,26 +74,27 @@ export function* generateTokens(
     decodeMs: 0,
     stop: "length",
   };
-  st.promptTokens = prompt.length;
+  Object.assign(st, { promptTokens: prompt.length, newTokens: 0, decodeMs: 0, stop: "length" });
+  const cache = lm.newCache(cap);
   let t0 = performance.now();
-  let logits = lm.forward(prompt, cache, { lastOnly: true });
-  st.prefillMs = performance.now() - t0;
-  t0 = performance.now();
   try {
+    let id = await next(prompt);
+    st.prefillMs = performance.now() - t0;
+    t0 = performance.now();
     for (let i = 0; i < maxNew; i++) {
-      const id = pick(logits.subarray(logits.length - lm.config.vocabSize));
       if (eos.has(id)) {
         st.stop = "eos";
         break;
       }
       st.newTokens++;
       yield id;
-      if (cache.length >= cap) break;
-      logits = lm.forward([id], cache);
+      if (cache.length >= cap || i === maxNew - 1) break;
+      id = await next([id]);
     }
   } finally {
     // Also runs when the consumer stops iterating early.
     st.decodeMs = performance.now() - t0;
+    lm.freeCache(cache);
   }
 }
 
@@ -119,10 +130,9 @@ export async function* generateText(
   if (ids.length === 0) ids = tok.bosTokenId !== null ? [tok.bosTokenId] : [];
   if (ids.length === 0) ids = lm.config.bosTokenId !== null ? [lm.config.bosTokenId] : [0];
   const dec = tok.createStreamDecoder();
-  for (const id of generateTokens(lm, ids, opts, stats)) {
+  for await (const id of generateTokens(lm, ids, opts, stats)) {
     const piece = dec.push(id);
     if (piece) yield piece;
-    await Promise.resolve();
   }
   const rest = dec.flush();
   if (rest) yield rest;

@@ -1,4 +1,5 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
+import { hostBackend } from "../backends/host.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../io/safetensors.ts";
@@ -20,9 +21,9 @@ for (const backend of ["typescript", "wasm"]) {
       const dir = GOLDEN + name;
       const { ids, logits } = await golden(dir);
       const kernels = backend === "wasm" ? await createWasmKernels() : createTsKernels();
-      const lm = await CausalLM.load(dir, { kernels });
+      const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
       try {
-        const out = lm.forward(ids, lm.newCache(ids.length));
+        const out = await lm.forward(ids, lm.newCache(ids.length));
         assert.equal(out.length, logits.length);
         let maxDiff = 0;
         for (let i = 0; i < out.length; i++) {
@@ -32,10 +33,10 @@ for (const backend of ["typescript", "wasm"]) {
         assert.ok(maxDiff <= 1e-3, `max abs diff ${maxDiff}`);
         // Incremental decoding through the KV cache gives the same last logits.
         const cache = lm.newCache(ids.length);
-        lm.forward(ids.slice(0, 90), cache);
+        await lm.forward(ids.slice(0, 90), cache);
         let last: Float32Array = new Float32Array();
         for (let t = 90; t < ids.length; t++) {
-          last = lm.forward([ids[t]!], cache);
+          last = await lm.forward([ids[t]!], cache);
         }
         const V = last.length, T = ids.length;
         let d2 = 0;

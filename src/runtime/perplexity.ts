@@ -11,6 +11,7 @@
 
 import { GptqError } from "../errors.ts";
 import type { CausalLM } from "./model.ts";
+import { nllOf } from "../backends/host.ts";
 
 /** Options of {@linkcode perplexity}. */
 export interface PerplexityOptions {
@@ -55,12 +56,7 @@ export interface PerplexityResult {
 export function meanNll(logits: Float32Array, V: number, targets: ArrayLike<number>): number {
   let total = 0;
   for (let t = 0; t < targets.length; t++) {
-    const row = logits.subarray(t * V, (t + 1) * V);
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) if (row[i]! > max) max = row[i]!;
-    let s = 0;
-    for (let i = 0; i < V; i++) s += Math.exp(row[i]! - max);
-    total += Math.log(s) + max - row[targets[t]!]!;
+    total += nllOf(logits.subarray(t * V, (t + 1) * V), targets[t]!);
   }
   return total / targets.length;
 }
@@ -71,7 +67,7 @@ export function meanNll(logits: Float32Array, V: number, targets: ArrayLike<numb
  * @example
  * ```ts ignore
  * const ids = tok.encode(text);
- * const { ppl } = perplexity(lm, ids, { seqlen: 512 });
+ * const { ppl } = await perplexity(lm, ids, { seqlen: 512 });
  * ```
  *
  * @param lm The model.
@@ -79,11 +75,11 @@ export function meanNll(logits: Float32Array, V: number, targets: ArrayLike<numb
  * @param opts Window length and limits.
  * @returns The perplexity and counts.
  */
-export function perplexity(
+export async function perplexity(
   lm: CausalLM,
   ids: ArrayLike<number>,
   opts: PerplexityOptions = {},
-): PerplexityResult {
+): Promise<PerplexityResult> {
   const seqlen = opts.seqlen ?? 2048;
   if (!Number.isInteger(seqlen) || seqlen < 2) {
     throw new GptqError("INVALID_ARGUMENT", `seqlen must be an integer ≥ 2, got ${seqlen}`);
@@ -109,12 +105,14 @@ export function perplexity(
     );
   }
   if (opts.maxSamples !== undefined) windows = Math.min(windows, opts.maxSamples);
-  const V = lm.config.vocabSize;
   let sum = 0;
   for (let w = 0; w < windows; w++) {
     const win = Array.from({ length: seqlen }, (_, i) => ids[w * seqlen + i]!);
-    const logits = lm.forward(win, lm.newCache(seqlen));
-    sum += meanNll(logits.subarray(0, (seqlen - 1) * V), V, win.slice(1)) * seqlen;
+    // The backend computes each position's NLL on the device; only T numbers come back.
+    const nll = await lm.windowNll(win);
+    let total = 0;
+    for (let t = 0; t < nll.length; t++) total += nll[t]!;
+    sum += (total / nll.length) * seqlen;
     opts.onProgress?.(w + 1, windows);
   }
   const nll = sum / (windows * seqlen);

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { hostBackend } from "../backends/host.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { GptqError } from "../errors.ts";
@@ -114,9 +115,13 @@ async function logitsOf(
   opts: { zeroFormat?: ZeroFormat } = {},
 ): Promise<{ logits: Float32Array; warnings: string[]; format: string | undefined }> {
   const warnings: string[] = [];
-  const lm = await CausalLM.load(dir, { kernels, onWarning: (m) => warnings.push(m), ...opts });
+  const lm = await CausalLM.load(dir, {
+    backend: hostBackend(kernels),
+    onWarning: (m) => warnings.push(m),
+    ...opts,
+  });
   try {
-    const logits = lm.forward(ids, lm.newCache(ids.length));
+    const logits = await lm.forward(ids, lm.newCache(ids.length));
     return { logits, warnings, format: lm.ctx.zeroFormat?.format };
   } finally {
     lm.close();

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { hostBackend } from "../backends/host.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../io/safetensors.ts";
@@ -59,17 +60,17 @@ async function run(
 ): Promise<Run> {
   const warnings: string[] = [];
   const lm = await CausalLM.load(dir, {
-    kernels: await backend(name),
+    backend: hostBackend(await backend(name)),
     onWarning: (m) => warnings.push(m),
     ...(zeroFormat ? { zeroFormat } : {}),
   });
   try {
     const tok = await lm.folder.tokenizer();
     const ids = tok.encode("Once upon a time, a little fox found a shiny stone.");
-    const logits = lm.forward(ids, lm.newCache(ids.length));
-    const tokens = [
-      ...generateTokens(lm, ids, { temperature: 0, max_new_tokens: 12, eos_token_id: [] }),
-    ];
+    const logits = await lm.forward(ids, lm.newCache(ids.length));
+    const tokens = await Array.fromAsync(
+      generateTokens(lm, ids, { temperature: 0, max_new_tokens: 12, eos_token_id: [] }),
+    );
     return { logits, tokens, warnings, format: lm.ctx.zeroFormat?.format };
   } finally {
     lm.close();

@@ -25,7 +25,9 @@ Deno.test("stories260K: greedy generation from BOS reproduces the author's story
     const story = notes.split("```")[3]!.split("\n").slice(2).join("\n").trimEnd();
     assert.ok(story.startsWith("Once upon a time, there was a little girl named Lily."));
     const expected = tok.encode(story).slice(1); // drop BOS
-    const got = [...generateTokens(lm, [1], { temperature: 0, max_new_tokens: expected.length })];
+    const got = await Array.fromAsync(
+      generateTokens(lm, [1], { temperature: 0, max_new_tokens: expected.length }),
+    );
     const n = Math.min(got.length, expected.length);
     assert.ok(n >= 200, `only ${n} tokens compared`);
     // The notes' text ends mid-story (257 tokens); compare everything it holds.
@@ -49,14 +51,14 @@ Deno.test("stories260K: perplexity on the TinyStories sample", async () => {
     let nll = 0, count = 0;
     for (const s of stories) {
       const ids = tok.encode(s).slice(0, lm.config.maxPositions);
-      const logits = lm.forward(ids, lm.newCache(ids.length));
+      const logits = await lm.forward(ids, lm.newCache(ids.length));
       const V = lm.config.vocabSize;
       nll += meanNll(logits.subarray(0, (ids.length - 1) * V), V, ids.slice(1)) * (ids.length - 1);
       count += ids.length - 1;
     }
     const pplStories = Math.exp(nll / count);
     // Setting B: the GPTQ paper's protocol on the whole file, seqlen 512 (the model's context).
-    const r = perplexity(lm, tok.encode(text), { seqlen: 512 });
+    const r = await perplexity(lm, tok.encode(text), { seqlen: 512 });
     console.log(
       `stories260K ppl: per-story (first 8, ${count} tokens) ${pplStories.toFixed(3)}; ` +
         `paper protocol seqlen 512 (${r.windows} windows) ${r.ppl.toFixed(3)}`,

@@ -334,7 +334,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
           seed: p.seed,
           ...(p.ignoreEos ? { eos_token_id: [] } : {}),
         }, st);
-        for (const id of tokens) {
+        for await (const id of tokens) {
           const piece = dec.push(id);
           if (piece && put(piece)) {
             stopped = true;
@@ -482,7 +482,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
           return json({
             status: "ok",
             model: opts.modelId,
-            backend: (opts.model.backend ?? lm.ctx.kernels.name).replace(/^backend:\s*/, ""),
+            backend: opts.model.backend ?? `${lm.backend.name} (${lm.backend.device})`,
             ...stats(),
           });
         case "/v1/models":

@@ -1,4 +1,5 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
+import { hostBackend } from "../host.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { GptqError } from "../../errors.ts";
@@ -54,9 +55,9 @@ async function recordForward(
       return y;
     },
   };
-  const lm = await CausalLM.load(dir, { kernels });
+  const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
   try {
-    lm.forward(ids, lm.newCache(ids.length));
+    await lm.forward(ids, lm.newCache(ids.length));
   } finally {
     lm.close();
   }

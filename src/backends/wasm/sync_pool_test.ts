@@ -1,4 +1,5 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
+import { hostBackend } from "../host.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { GptqError } from "../../errors.ts";
@@ -40,13 +41,13 @@ async function run(
   minSplit?: number,
 ): Promise<{ full: Float32Array; decoded: Float32Array; name: string }> {
   const kernels = await createWasmKernels({ threads, minSplit });
-  const lm = await CausalLM.load(dir, { kernels });
+  const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
   try {
-    const full = lm.forward(ids, lm.newCache(ids.length));
+    const full = await lm.forward(ids, lm.newCache(ids.length));
     const cache = lm.newCache(ids.length);
-    lm.forward(ids.slice(0, 90), cache);
+    await lm.forward(ids.slice(0, 90), cache);
     let decoded: Float32Array = new Float32Array();
-    for (let t = 90; t < ids.length; t++) decoded = lm.forward([ids[t]!], cache);
+    for (let t = 90; t < ids.length; t++) decoded = await lm.forward([ids[t]!], cache);
     return { full, decoded, name: kernels.name };
   } finally {
     lm.close();

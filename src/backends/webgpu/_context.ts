@@ -115,7 +115,8 @@ export class GpuContext {
       });
     } catch (e) {
       throw new GptqError("WEBGPU_UNAVAILABLE", `requestAdapter failed: ${(e as Error).message}`, {
-        hint: "install a Vulkan driver and loader (libvulkan1, mesa-vulkan-drivers), or use --backend wasm",
+        hint:
+          "install a Vulkan driver and loader (libvulkan1, mesa-vulkan-drivers), or use --backend wasm",
         cause: e,
       });
     }
@@ -124,13 +125,15 @@ export class GpuContext {
         "WEBGPU_UNAVAILABLE",
         "no WebGPU adapter found (no Vulkan/Metal/DX12 device: is the Vulkan loader libvulkan1 and a driver installed?)",
         {
-          hint: "apt-get install libvulkan1 mesa-vulkan-drivers (CPU) or a GPU driver, or use --backend wasm",
+          hint:
+            "apt-get install libvulkan1 mesa-vulkan-drivers (CPU) or a GPU driver, or use --backend wasm",
         },
       );
     }
     const features: GPUFeatureName[] = [];
     const f16 = opts.f16 !== false && adapter.features.has("shader-f16");
-    const subgroups = opts.subgroups !== false && adapter.features.has("subgroups" as GPUFeatureName);
+    const subgroups = opts.subgroups !== false &&
+      adapter.features.has("subgroups" as GPUFeatureName);
     if (f16) features.push("shader-f16");
     if (subgroups) features.push("subgroups" as GPUFeatureName);
     const requiredLimits: Record<string, number> = {};
@@ -150,7 +153,10 @@ export class GpuContext {
     const info = adapter.info;
     const facts: AdapterFacts = {
       description: info.description || `${info.vendor} ${info.device}`.trim() || "unknown adapter",
-      isFallback: isSoftware(info, (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false),
+      isFallback: isSoftware(
+        info,
+        (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
+      ),
       f16,
       subgroups,
     };
@@ -342,7 +348,13 @@ export class GpuContext {
       this.#pass = null;
     }
     if (this.#paramsUsed > 0) {
-      this.device.queue.writeBuffer(this.#params, 0, this.#paramsHost, 0, this.#paramsUsed * PARAMS_BYTES);
+      this.device.queue.writeBuffer(
+        this.#params,
+        0,
+        this.#paramsHost,
+        0,
+        this.#paramsUsed * PARAMS_BYTES,
+      );
     }
     this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = null;
