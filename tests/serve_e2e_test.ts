@@ -61,7 +61,29 @@ async function readSse(
   return { events, done };
 }
 
-Deno.test("serve: OpenAI-compatible server end to end over HTTP", async () => {
+/** Whether a WebGPU adapter exists (the same suite then runs on `--backend webgpu`). */
+async function webgpuReason(): Promise<string | null> {
+  try {
+    const a = await navigator.gpu?.requestAdapter();
+    return a ? null : "no WebGPU adapter";
+  } catch (e) {
+    return `no WebGPU adapter (${(e as Error).message})`;
+  }
+}
+const noWebGpu = await webgpuReason();
+if (noWebGpu) console.warn(`serve e2e on webgpu: skipped: ${noWebGpu}`);
+
+Deno.test("serve: OpenAI-compatible server end to end over HTTP", () => serveEndToEnd("wasm"));
+
+Deno.test({
+  name: `serve --backend webgpu: the same end-to-end suite${
+    noWebGpu ? ` (skipped: ${noWebGpu})` : ""
+  }`,
+  ignore: noWebGpu !== null,
+  fn: () => serveEndToEnd("webgpu"),
+});
+
+async function serveEndToEnd(backend: "wasm" | "webgpu"): Promise<void> {
   const tmp = await Deno.makeTempDir();
   const model = `${tmp}/demo`;
   await makeModel(model);
@@ -80,6 +102,8 @@ Deno.test("serve: OpenAI-compatible server end to end over HTTP", async () => {
       "65536",
       "--max-tokens-limit",
       `${LONG}`,
+      "--backend",
+      backend,
     ],
     stdin: "null",
     stdout: "null",
@@ -286,4 +310,4 @@ Deno.test("serve: OpenAI-compatible server end to end over HTTP", async () => {
     await pump.catch(() => {});
     await Deno.remove(tmp, { recursive: true });
   }
-});
+}

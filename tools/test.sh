@@ -14,11 +14,19 @@ step "setup: deno"
 DENO="$(bash tools/setup_deno.sh)"
 export PATH="$(dirname "$DENO"):$PATH"
 
+step "setup: Vulkan loader and lavapipe (CPU Vulkan driver) for the WebGPU tests"
+bash tools/setup_webgpu.sh
+# wgpu warns without a runtime dir; lavapipe needs none.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
 step "setup: rust toolchain for wasm32 (rustc-web) and wasm-bindgen-cli"
 bash tools/setup_rust.sh
 
 step "wasm: committed output matches the sources (rebuild and compare)"
 deno task check:wasm
+
+step "wgsl: the embedded kernels match wgsl/*.wgsl"
+deno task check:wgsl
 
 step "rust: cargo fmt --check, clippy, cargo test (native)"
 # Lints need rustfmt/clippy (rustup's toolchain); Debian's rustc-web has neither.
