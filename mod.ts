@@ -53,6 +53,8 @@ export * from "./src/inspect.ts";
 export * from "./src/load_model.ts";
 export * from "./src/runtime/model.ts";
 export * from "./src/runtime/quant_load.ts";
+export * from "./src/backends/backend.ts";
+export * from "./src/backends/host.ts";
 export * from "./src/backends/host_kernels.ts";
 export * from "./src/backends/select.ts";
 export * from "./src/runtime/generate.ts";

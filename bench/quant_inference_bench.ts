@@ -40,7 +40,8 @@
 import { hostBackend } from "../src/backends/host.ts";
 import type { RawTensor } from "../src/io/safetensors.ts";
 import { createWasmKernels } from "../src/backends/wasm/wasm_kernels.ts";
-import type { Kernels, LinearHandle, QuantLinearSource } from "../src/backends/host_kernels.ts";
+import type { LinearHandle, QuantLinearSource } from "../src/backends/backend.ts";
+import type { Kernels } from "../src/backends/host_kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
 import { LLAMA7B } from "./_llama7b.ts";
 import { type Variant, writeLlama7bModel } from "./_llama7b_model.ts";

@@ -30,7 +30,8 @@
 import { hostBackend } from "../src/backends/host.ts";
 import { writeSafetensors } from "../src/io/safetensors_writer.ts";
 import { type RawTensor, SafetensorsFile } from "../src/io/safetensors.ts";
-import type { Kernels, LinearHandle } from "../src/backends/host_kernels.ts";
+import type { LinearHandle } from "../src/backends/backend.ts";
+import type { Kernels } from "../src/backends/host_kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
 import { type GenerateStats, generateTokens } from "../src/runtime/generate.ts";
 import { perplexity } from "../src/runtime/perplexity.ts";

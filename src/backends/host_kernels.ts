@@ -1,8 +1,8 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 /**
- * The one interface the model runtime computes through. A backend (the plain
- * TypeScript reference, WASM, later WebGPU and CUDA/HIP) implements it; the
- * forward pass in `model.ts` never knows which one runs.
+ * Synchronous kernels over host memory (`Float32Array` in, `Float32Array`
+ * out), implemented by the TypeScript reference and the WASM backend and
+ * lifted to the device-resident `Backend` of `backend.ts` by `host.ts`.
  *
  * Layouts are row-major; activations are fp32 `[M, K]`; linear weights are
  * `[N, K]` like `nn.Linear.weight`. A backend may keep weights in its own
@@ -12,28 +12,13 @@
  */
 
 import type { RawTensor } from "../io/safetensors.ts";
-import type { QuantLinearTensors } from "../gptq/quant_linear.ts";
-import type { ZeroFormat } from "../gptq/pack.ts";
+import type { LinearHandle, QuantLinearSource } from "./backend.ts";
 
-/** A linear layer held by a backend. */
-export interface LinearHandle {
-  /** Output features. */
-  readonly N: number;
-  /** Input features. */
-  readonly K: number;
-  /** Bytes the backend keeps for it. */
-  readonly bytes: number;
-}
-
-/** A GPTQ-quantized linear as read from a checkpoint. */
-export interface QuantLinearSource {
-  /** The packed tensors. */
-  tensors: QuantLinearTensors;
-  /** Zero-point convention of the checkpoint. */
-  format: ZeroFormat;
-}
-
-/** The operations the runtime needs from a backend. */
+/**
+ * Synchronous host-memory kernels (the TypeScript reference and WASM
+ * implement them); `hostBackend` in `host.ts` turns a set into a
+ * device-resident `Backend`.
+ */
 export interface Kernels {
   /** Backend name shown to users (e.g. `wasm-simd128`, `typescript`). */
   readonly name: string;

@@ -11,7 +11,8 @@ import { toFloat32 } from "../../io/dtype.ts";
 import type { RawTensor } from "../../io/safetensors.ts";
 import { dequantizeLinear } from "../../gptq/quant_linear.ts";
 import { GptqError } from "../../errors.ts";
-import type { Kernels, LinearHandle, QuantLinearSource } from "../host_kernels.ts";
+import type { LinearHandle, QuantLinearSource } from "../backend.ts";
+import type { Kernels } from "../host_kernels.ts";
 import {
   REF_ACTIVATIONS,
   refAttention,

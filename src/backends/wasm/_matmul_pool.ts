@@ -17,7 +17,7 @@ import { GptqError } from "../../errors.ts";
 import { toFloat32 } from "../../io/dtype.ts";
 import type { RawTensor } from "../../io/safetensors.ts";
 import { wasmModule } from "../../wasm/mod.ts";
-import type { LinearHandle } from "../host_kernels.ts";
+import type { LinearHandle } from "../backend.ts";
 
 /** Storage dtypes a Worker keeps weights in. */
 export type StoreDType = "F32" | "F16" | "BF16";

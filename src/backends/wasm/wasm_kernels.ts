@@ -27,7 +27,8 @@ import { toFloat32 } from "../../io/dtype.ts";
 import type { RawTensor } from "../../io/safetensors.ts";
 import { loadWasm, wasmModule } from "../../wasm/mod.ts";
 import * as glue from "../../wasm/_generated/gptq_wasm.internal.js";
-import type { Kernels, LinearHandle, QuantLinearSource } from "../host_kernels.ts";
+import type { LinearHandle, QuantLinearSource } from "../backend.ts";
+import type { Kernels } from "../host_kernels.ts";
 import { splitRows } from "./_matmul_pool.ts";
 import {
   type GptqHalf,
