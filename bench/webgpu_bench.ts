@@ -32,7 +32,6 @@
 import { CausalLM } from "../src/runtime/model.ts";
 import type { Backend } from "../src/backends/backend.ts";
 import { createWebGpuBackend } from "../src/backends/webgpu/webgpu_backend.ts";
-import type { GpuContext } from "../src/backends/webgpu/_context.ts";
 import { LLAMA7B } from "./_llama7b.ts";
 import { type Variant, writeLlama7bModel } from "./_llama7b_model.ts";
 
@@ -46,7 +45,7 @@ function argValue(name: string): string | undefined {
 }
 
 const backend = await createWebGpuBackend();
-const ctx = (backend as unknown as { ctx: GpuContext }).ctx;
+const ctx = backend.context;
 const software = ctx.facts.isFallback;
 const LAYERS = Number(argValue("--layers") ?? (software ? 1 : 8));
 const PROMPT = QUICK || software ? 16 : 128;
@@ -170,7 +169,7 @@ async function measure(variant: Variant, dir: string): Promise<Row> {
 }
 
 /** Decode GEMV bandwidth: every linear of one layer at M = 1, many times in one submit. */
-async function gemvBandwidth(variant: Variant, dir: string): Promise<number> {
+async function gemvBandwidth(dir: string): Promise<number> {
   const { ModelFolder } = await import("../src/io/model_folder.ts");
   const { blockContext, loadBlock, releaseBlock } = await import("../src/runtime/model.ts");
   const folder = await ModelFolder.open(dir);
@@ -209,7 +208,7 @@ try {
     const dir = `${tmp}/${v}`;
     await Deno.mkdir(dir);
     const row = await measure(v, dir);
-    row.gemvGBs = await gemvBandwidth(v, dir) / 1e9;
+    row.gemvGBs = await gemvBandwidth(dir) / 1e9;
     rows.push(row);
     await Deno.remove(dir, { recursive: true });
     console.log(`  measured ${row.variant}`);

@@ -29,7 +29,9 @@ export type GptqErrorCode =
   | "INVALID_ARGUMENT"
   | "WASM"
   | "HESSIAN"
-  | "DATASET";
+  | "DATASET"
+  | "WEBGPU"
+  | "WEBGPU_UNAVAILABLE";
 
 /** Where an error happened and how to fix it. */
 export interface GptqErrorDetails {

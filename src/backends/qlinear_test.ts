@@ -3,8 +3,7 @@ import { hostBackend } from "./host.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../io/safetensors.ts";
-import { f32ToF16Bits } from "../io/dtype.ts";
-import { type Bits, packQWeight, packQZeros, type ZeroFormat } from "../gptq/pack.ts";
+import type { Bits, ZeroFormat } from "../gptq/pack.ts";
 import { dequantizeLinear, type QuantLinearTensors } from "../gptq/quant_linear.ts";
 import { GptqError } from "../errors.ts";
 import type { Kernels } from "./host_kernels.ts";
@@ -13,53 +12,11 @@ import { createTsKernels } from "./typescript/ts_kernels.ts";
 import { createWasmKernels } from "./wasm/wasm_kernels.ts";
 import { sliceGptqHalf, SYNC_POOL_STATS } from "./wasm/_sync_pool.ts";
 import { mulberry32 } from "../runtime/sample.ts";
+import { randomLayer } from "./_test_layers.ts";
 
 const GOLDEN = fileURLToPath(
   new URL("../../../shared/data/golden/models/llama-gptq-4bit-g32/", import.meta.url),
 );
-
-/** A random packed layer as AutoGPTQ writes it (act-order: g_idx[perm[i]] = i / group). */
-function randomLayer(
-  r: () => number,
-  K: number,
-  N: number,
-  bits: Bits,
-  group: number,
-  act: boolean,
-  format: ZeroFormat,
-): QuantLinearTensors {
-  const maxq = (1 << bits) - 1;
-  const G = Math.ceil(K / group);
-  const codes = new Uint8Array(K * N).map(() => Math.floor(r() * (maxq + 1)));
-  // v1 cannot store a zero of 0 (it stores zero − 1).
-  const lo = format === "gptq" ? 1 : 0;
-  const zeros = new Uint8Array(G * N).map(() => lo + Math.floor(r() * (maxq + 1 - lo)));
-  const scales = new Uint16Array(G * N).map(() => f32ToF16Bits(0.002 + 0.05 * r()));
-  let gIdx: Int32Array | null = null;
-  if (act) {
-    const perm = Array.from({ length: K }, (_, i) => i);
-    for (let i = K - 1; i > 0; i--) {
-      const j = Math.floor(r() * (i + 1));
-      [perm[i], perm[j]] = [perm[j]!, perm[i]!];
-    }
-    gIdx = new Int32Array(K);
-    perm.forEach((p, i) => gIdx![p] = Math.floor(i / group));
-  } else if (K % group !== 0 || format === "gptq") {
-    gIdx = new Int32Array(K).map((_, k) => Math.floor(k / group));
-  }
-  const bias = new Float32Array(N).map(() => r() - 0.5);
-  return {
-    qweight: packQWeight(codes, K, N, bits),
-    qzeros: packQZeros(zeros, G, N, bits, format),
-    scales,
-    gIdx,
-    bias,
-    K,
-    N,
-    G,
-    bits,
-  };
-}
 
 /** Checks `got` against the TS backend's `want`: |Δ| ≤ 1e-5 · Σ|x·w| (+ 1e-6). */
 function assertClose(

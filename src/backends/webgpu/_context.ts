@@ -61,6 +61,30 @@ function isSoftware(info: GPUAdapterInfo, fallbackFlag: boolean): boolean {
 }
 
 /**
+ * An adapter's description and whether it is a software (CPU) adapter.
+ *
+ * @example
+ * ```ts
+ * import { describeAdapter } from "./_context.ts";
+ * const adapter = await navigator.gpu?.requestAdapter();
+ * if (adapter) console.log(describeAdapter(adapter).description);
+ * ```
+ *
+ * @param adapter The adapter.
+ * @returns Its description (e.g. "NVIDIA H200") and the software flag.
+ */
+export function describeAdapter(adapter: GPUAdapter): { description: string; isFallback: boolean } {
+  const info = adapter.info;
+  return {
+    description: info.description || `${info.vendor} ${info.device}`.trim() || "unknown adapter",
+    isFallback: isSoftware(
+      info,
+      (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
+    ),
+  };
+}
+
+/**
  * One WebGPU device and its encoding state. Not thread-safe; one per model.
  */
 export class GpuContext {
@@ -78,6 +102,7 @@ export class GpuContext {
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #lost: string | null = null;
+  #discarded: GPUBuffer[] = [];
   /** Dispatches and copies encoded since creation (for tests and benches). */
   stats = { dispatches: 0, submits: 0, reads: 0, pipelines: 0, pipelineMs: 0 };
 
@@ -340,6 +365,29 @@ export class GpuContext {
     if (bytes > 0) this.#copyEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
+  /**
+   * Encodes zero-filling a byte range (ordered with the dispatches).
+   *
+   * @param buf The buffer.
+   * @param offset Byte offset (multiple of 4).
+   * @param bytes Byte count (multiple of 4; default: to the end).
+   */
+  clear(buf: GPUBuffer, offset = 0, bytes = buf.size - offset): void {
+    this.#check();
+    if (bytes > 0) this.#copyEncoder().clearBuffer(buf, offset, bytes);
+  }
+
+  /**
+   * Destroys a buffer that is not from the pool (uploads, weights) once the
+   * commands encoded so far are submitted, so pending commands may still use it.
+   *
+   * @param buf The buffer.
+   */
+  discard(buf: GPUBuffer): void {
+    if (this.#encoder) this.#discarded.push(buf);
+    else buf.destroy();
+  }
+
   /** Submits everything encoded so far (does not wait). */
   flush(): void {
     if (!this.#encoder) return;
@@ -360,6 +408,8 @@ export class GpuContext {
     this.#encoder = null;
     this.#paramsUsed = 0;
     this.stats.submits++;
+    for (const b of this.#discarded) b.destroy();
+    this.#discarded = [];
   }
 
   /**
@@ -387,6 +437,8 @@ export class GpuContext {
 
   /** Destroys the device (handles become unusable). */
   destroy(): void {
+    for (const b of this.#discarded) b.destroy();
+    this.#discarded = [];
     this.trim();
     this.#params.destroy();
     this.device.destroy();

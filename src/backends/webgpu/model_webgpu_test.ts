@@ -56,7 +56,7 @@ async function outputs(dir: string, backend: Backend, ids: number[], greedyN: nu
     const cache = lm.newCache(ids.length);
     const split = Math.max(1, ids.length - 4);
     await lm.forward(ids.slice(0, split), cache);
-    let decoded = new Float32Array();
+    let decoded: Float32Array = new Float32Array();
     for (let t = split; t < ids.length; t++) decoded = await lm.forward([ids[t]!], cache);
     const greedy = await Array.fromAsync(
       generateTokens(lm, ids.slice(0, 8), {
