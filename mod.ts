@@ -57,6 +57,17 @@ export * from "./src/backends/backend.ts";
 export * from "./src/backends/host.ts";
 export * from "./src/backends/host_kernels.ts";
 export * from "./src/backends/select.ts";
+export {
+  type AdapterFacts,
+  type Binding,
+  createWebGpuBackend,
+  GpuContext,
+  type GpuContextOptions,
+  probeWebGpu,
+  type WebGpuBackend,
+  type WebGpuBackendOptions,
+  type WebGpuProbe,
+} from "./src/backends/webgpu/webgpu_backend.ts";
 export * from "./src/runtime/generate.ts";
 export * from "./src/runtime/sample.ts";
 export * from "./src/runtime/perplexity.ts";
