@@ -14,7 +14,7 @@ import { quantizeModel } from "../../quant/quantize.ts";
 import type { Backend } from "../backend.ts";
 import { hostBackend } from "../host.ts";
 import { createWasmKernels } from "../wasm/wasm_kernels.ts";
-import { createWebGpuBackend, probeWebGpu } from "./webgpu_backend.ts";
+import { createWebGpuBackend, probeWebGpu, type WebGpuBackend } from "./webgpu_backend.ts";
 
 const DATA = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
 const GOLDEN = `${DATA}golden/models/`;
@@ -199,6 +199,41 @@ Deno.test({
       }
     } finally {
       await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: `webgpu: a decode step is one submit and one 4-byte readback${skip}`,
+  ignore: !probe.ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const be = await gpu() as WebGpuBackend;
+    const lm = await CausalLM.load(GOLDEN + "llama-gptq-4bit-g32", {
+      backend: be,
+      onWarning: () => {},
+    });
+    try {
+      const cache = lm.newCache(16);
+      let id = await lm.greedy([1, 2, 3, 4], cache);
+      id = await lm.greedy([id], cache); // the first decode step compiles the M = 1 kernels
+      const before = { ...be.context.stats };
+      for (let i = 0; i < 4; i++) id = await lm.greedy([id], cache);
+      const s = be.context.stats;
+      assert.equal(s.submits - before.submits, 4, "one submit per decode step");
+      assert.equal(s.reads - before.reads, 4, "one readback per decode step");
+      assert.equal(
+        s.pipelines,
+        before.pipelines,
+        "no pipeline compiled after the first decode step",
+      );
+      console.log(
+        `decode step: ${(s.dispatches - before.dispatches) / 4} dispatches in one submit`,
+      );
+      lm.freeCache(cache);
+    } finally {
+      lm.close();
     }
   },
 });
