@@ -8,7 +8,7 @@
  */
 
 import type { Tensor } from "../backend.ts";
-import type { Binding, GpuContext } from "./_context.ts";
+import type { Binding, GpuContext } from "./context.ts";
 
 /** A WebGPU activation: fp32 `[rows, cols]`, row-major, in a pooled storage buffer. */
 export interface GpuTensor extends Tensor {

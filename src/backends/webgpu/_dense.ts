@@ -17,7 +17,7 @@ import { GptqError } from "../../errors.ts";
 import { toFloat32 } from "../../io/dtype.ts";
 import type { RawTensor } from "../../io/safetensors.ts";
 import type { LinearHandle, TableHandle } from "../backend.ts";
-import type { GpuContext } from "./_context.ts";
+import type { GpuContext } from "./context.ts";
 import { type GpuTensor, grid, params, rowBlocks, span } from "./_common.ts";
 
 /** The dtypes weights and tables are kept in on the device. */

@@ -30,7 +30,7 @@ import { GptqError } from "../../errors.ts";
 import { f32ToF16Bits } from "../../io/dtype.ts";
 import { type Bits, isBits, unpackQZeros } from "../../gptq/pack.ts";
 import type { LinearHandle, QuantLinearSource } from "../backend.ts";
-import type { Binding, GpuContext } from "./_context.ts";
+import type { Binding, GpuContext } from "./context.ts";
 
 /** One column slice of a GPTQ linear (one binding per tensor). */
 export interface GptqSlice {
@@ -171,7 +171,7 @@ function packSlice(
  *
  * @example
  * ```ts ignore
- * import { GpuContext } from "./_context.ts";
+ * import { GpuContext } from "./context.ts";
  * import { uploadGptqLinear, releaseGptqLinear } from "./_gptq.ts";
  * const ctx = await GpuContext.create();
  * const w = uploadGptqLinear(ctx, { tensors, format: "gptq" }); // tensors from readQuantLinear

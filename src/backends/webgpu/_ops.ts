@@ -10,7 +10,7 @@
 
 import { GptqError } from "../../errors.ts";
 import type { QkvLayout } from "../backend.ts";
-import type { Binding, GpuContext } from "./_context.ts";
+import type { Binding, GpuContext } from "./context.ts";
 import { f32, type GpuTensor, grid, params, rowBlocks, span } from "./_common.ts";
 
 /** Activation codes of `wgsl/elementwise.wgsl` by Hugging Face name. */

@@ -4,7 +4,7 @@ import type { Bits, ZeroFormat } from "../../gptq/pack.ts";
 import { dequantizeLinear, type QuantLinearTensors } from "../../gptq/quant_linear.ts";
 import { mulberry32 } from "../../runtime/sample.ts";
 import { randomLayer } from "../_test_layers.ts";
-import { GpuContext } from "./_context.ts";
+import { GpuContext } from "./context.ts";
 import {
   encodeGptqLinear,
   type GpuGptqLinear,

@@ -33,7 +33,7 @@ import type {
   TableHandle,
   Tensor,
 } from "../backend.ts";
-import { describeAdapter, GpuContext } from "./_context.ts";
+import { describeAdapter, GpuContext } from "./context.ts";
 import type { GpuTensor } from "./_common.ts";
 import {
   encodeDenseLinear,
@@ -54,7 +54,7 @@ import {
 import * as ops from "./_ops.ts";
 
 export type { GpuTensor } from "./_common.ts";
-export { type AdapterFacts, type Binding, GpuContext, type GpuContextOptions } from "./_context.ts";
+export { type AdapterFacts, type Binding, GpuContext, type GpuContextOptions } from "./context.ts";
 
 /** Options of {@linkcode createWebGpuBackend}. */
 export interface WebGpuBackendOptions {
