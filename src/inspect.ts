@@ -19,6 +19,7 @@ import { detectZeroFormat } from "./gptq/zero_format.ts";
 import { CheckpointReader } from "./io/checkpoint.ts";
 import { type ModelConfig, readModelConfig } from "./io/hf_config.ts";
 import { type FolderQuantConfig, ModelFolder } from "./io/model_folder.ts";
+import { resolveModel, type ResolveModelOptions } from "./io/hub.ts";
 
 /** Dtypes of one group of tensors, e.g. `{ group: "norms", dtypes: { F16: 5 } }`. */
 export interface DtypeGroup {
@@ -177,7 +178,9 @@ async function isDirectory(path: string): Promise<boolean> {
 }
 
 /**
- * Inspects a model folder or a `.safetensors` file.
+ * Inspects a model folder or a `.safetensors` file, or a Hub model id
+ * (`owner/name[@rev]`, downloaded once into the Hugging Face cache; see
+ * {@linkcode resolveModel}).
  *
  * @example
  * ```ts ignore
@@ -185,10 +188,15 @@ async function isDirectory(path: string): Promise<boolean> {
  * console.log(formatInspectReport(await inspectPath("./Llama-2-7B-GPTQ")));
  * ```
  *
- * @param path A folder or a safetensors file.
+ * @param path A folder, a safetensors file or a Hub id.
+ * @param hub Hub settings, used when `path` is a Hub id.
  * @returns The report.
  */
-export async function inspectPath(path: string): Promise<InspectReport> {
+export async function inspectPath(
+  path: string,
+  hub: ResolveModelOptions = {},
+): Promise<InspectReport> {
+  path = await resolveModel(path, hub);
   const folder = await isDirectory(path);
   const warnings: string[] = [];
   let config: ModelConfig | null = null;

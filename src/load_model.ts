@@ -1,20 +1,26 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 /**
- * The high-level typed API: load a model folder (plain or GPTQ) with the
- * best available backend, then generate text or measure perplexity.
+ * The high-level typed API: load a model folder or a Hugging Face Hub model
+ * id (plain or GPTQ) with the best available backend, then generate text or
+ * measure perplexity.
  *
  * @module
  */
 
 import type { TextTokenizer } from "./io/tokenizer.ts";
+import { resolveModel, type ResolveModelOptions } from "./io/hub.ts";
 import { type BackendName, selectBackend } from "./backends/select.ts";
 import { type GenerateOptions, type GenerateStats, generateText } from "./runtime/generate.ts";
 import { CausalLM } from "./runtime/model.ts";
 import type { ZeroFormat } from "./gptq/pack.ts";
 import { perplexity, type PerplexityOptions, type PerplexityResult } from "./runtime/perplexity.ts";
 
-/** Options of {@linkcode loadModel}. */
-export interface LoadOptions {
+/**
+ * Options of {@linkcode loadModel}. The Hub settings (`revision`, `endpoint`,
+ * `cacheDir`, `offline`, `token`, `onProgress`, `onLog`) apply when the model
+ * is given as a Hub id.
+ */
+export interface LoadOptions extends ResolveModelOptions {
   /**
    * `auto` (WebGPU on a real GPU adapter, else WASM SIMD, else TypeScript),
    * `webgpu`, `wasm` or `typescript`.
@@ -62,7 +68,9 @@ export interface Model {
 
 /**
  * Loads a Hugging Face model folder (Llama/Mistral/Qwen2, OPT, GPT-2,
- * GPT-NeoX; plain or GPTQ-quantized).
+ * GPT-NeoX; plain or GPTQ-quantized), or a Hub model id (`owner/name`,
+ * `owner/name@revision`) downloaded once into the Hugging Face cache (see
+ * {@linkcode resolveModel}); a local path that exists always wins.
  *
  * @example Generate and evaluate
  * ```ts ignore
@@ -75,11 +83,18 @@ export interface Model {
  * model.close();
  * ```
  *
- * @param dir The model folder.
- * @param opts Backend choice.
+ * @example From the Hub
+ * ```ts ignore
+ * import { loadModel } from "./load_model.ts";
+ * const model = await loadModel("HuggingFaceTB/SmolLM2-135M-Instruct", { revision: "main" });
+ * ```
+ *
+ * @param dirOrId The model folder, or a Hub id.
+ * @param opts Backend choice and Hub settings.
  * @returns The model.
  */
-export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+export async function loadModel(dirOrId: string, opts: LoadOptions = {}): Promise<Model> {
+  const dir = await resolveModel(dirOrId, opts);
   const choice = await selectBackend(
     opts.backend ?? "auto",
     opts.threads !== undefined ? { threads: opts.threads } : {},

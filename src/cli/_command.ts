@@ -43,6 +43,8 @@ export interface Command {
   usage: string;
   /** Worked examples, without the prefix. */
   examples: string[];
+  /** Notes shown in `--help` after the usage (wrapped). */
+  notes?: string[];
   /** Its options (the global ones are added automatically). */
   options: Record<string, OptionSpec>;
   /** Runs the command; returns the exit code. */
@@ -96,6 +98,19 @@ export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs {
   }
 }
 
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(line);
+  return out;
+}
+
 /**
  * Renders a command's `--help` text.
  *
@@ -105,6 +120,7 @@ export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs {
 export function commandHelp(cmd: Command): string {
   const lines = [`${cmd.summary}`, "", "Usage:"];
   for (const u of cmd.usage.split("\n")) lines.push(`  deno run -A cli.ts ${u}`);
+  for (const note of cmd.notes ?? []) lines.push("", ...wrap(note, 98).map((l) => `  ${l}`));
   lines.push("", "Options:");
   const all = { ...cmd.options, ...GLOBAL_OPTIONS };
   const rows = Object.entries(all).map(([name, spec]) => {
@@ -189,7 +205,8 @@ export const BACKEND_OPTION: OptionSpec = {
   type: "string",
   valueName: "NAME",
   description:
-    "compute backend: auto (default: WebGPU on a real GPU, else WASM SIMD, else TypeScript), webgpu, wasm or typescript",
+    "compute backend: auto (default: CUDA or HIP on a GPU, else WebGPU on a real GPU, else WASM " +
+    "SIMD, else TypeScript), cuda, hip, webgpu, wasm or typescript",
 };
 
 /** `--zero-format`, shared by the commands that load a model. */
@@ -231,3 +248,37 @@ export function zeroFormatOption(args: ParsedArgs): "gptq" | "gptq_v2" | undefin
 export function backendOption(args: ParsedArgs): BackendName {
   return (args.values.backend as BackendName | undefined) ?? "auto";
 }
+
+/** `--revision`, shared by the commands that take a MODEL (folder or Hub id). */
+export const REVISION_OPTION: OptionSpec = {
+  type: "string",
+  valueName: "REV",
+  description: "Hub branch, tag or commit when the model is a Hub id owner/name (default main; " +
+    "owner/name@REV works too; ignored for a local path)",
+};
+
+/**
+ * Reads `--revision`.
+ *
+ * @example
+ * ```ts ignore
+ * const rev = revisionOption(args); // "main", "v1.0", a commit, or undefined
+ * ```
+ *
+ * @param args Parsed arguments.
+ * @returns The revision, or `undefined`.
+ */
+export function revisionOption(args: ParsedArgs): string | undefined {
+  const v = args.values.revision;
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || v.trim() === "") {
+    throw new GptqError("INVALID_ARGUMENT", "--revision needs a branch, a tag or a commit");
+  }
+  return v.trim();
+}
+
+/** How `--help` describes a MODEL argument. */
+export const MODEL_HELP = "MODEL is a local folder or a Hugging Face Hub id (owner/name, " +
+  "owner/name@REV), downloaded once into the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or " +
+  "~/.cache/huggingface/hub); HF_ENDPOINT picks a mirror, HF_TOKEN logs in, HF_HUB_OFFLINE=1 " +
+  "uses the cache only.";

@@ -13,9 +13,12 @@ import {
   backendOption,
   type Command,
   intOption,
+  MODEL_HELP,
+  REVISION_OPTION,
   ZERO_FORMAT_OPTION,
   zeroFormatOption,
 } from "./_command.ts";
+import { resolveModelArg } from "./_hub.ts";
 import { startProgress } from "./_progress.ts";
 
 /** The `eval` command. */
@@ -27,7 +30,9 @@ export const evalCommand: Command = {
   examples: [
     "eval ./Llama-2-7B-GPTQ --dataset wikitext2_test.txt --seqlen 2048",
     "eval ./stories260K-hf --dataset tinystories_valid_sample.txt --seqlen 512 --json",
+    "eval HuggingFaceTB/SmolLM2-135M --revision main --dataset wikitext2_test.txt --seqlen 2048",
   ],
+  notes: [MODEL_HELP],
   options: {
     dataset: {
       type: "string",
@@ -42,11 +47,12 @@ export const evalCommand: Command = {
     "max-samples": { type: "string", valueName: "N", description: "evaluate at most N windows" },
     backend: BACKEND_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
+    revision: REVISION_OPTION,
   },
   async run(args, io) {
     const model = args.positionals[0];
     if (model === undefined || args.positionals.length !== 1) {
-      throw new GptqError("INVALID_ARGUMENT", "eval takes exactly one MODEL folder", {
+      throw new GptqError("INVALID_ARGUMENT", "eval takes exactly one MODEL (folder or Hub id)", {
         hint: "usage: deno run -A cli.ts eval MODEL --dataset FILE",
       });
     }
@@ -60,7 +66,7 @@ export const evalCommand: Command = {
     } catch (e) {
       throw fsError(e, dataset);
     }
-    const m = await loadModel(model, {
+    const m = await loadModel(await resolveModelArg(model, args, io), {
       backend: backendOption(args),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });

@@ -13,10 +13,13 @@ import {
   backendOption,
   type Command,
   intOption,
+  MODEL_HELP,
   numberOption,
+  REVISION_OPTION,
   ZERO_FORMAT_OPTION,
   zeroFormatOption,
 } from "./_command.ts";
+import { resolveModelArg } from "./_hub.ts";
 
 /** The `generate` command. */
 export const generateCommand: Command = {
@@ -27,7 +30,9 @@ export const generateCommand: Command = {
   examples: [
     'generate ./stories260K-hf --prompt "Once upon a time" --temperature 0',
     'generate ./Llama-2-7B-GPTQ --prompt "The capital of France is" --max-new-tokens 32 --top-p 0.9 --seed 7',
+    'generate HuggingFaceTB/SmolLM2-135M-Instruct --prompt "Hello" --temperature 0',
   ],
+  notes: [MODEL_HELP],
   options: {
     prompt: {
       type: "string",
@@ -54,13 +59,18 @@ export const generateCommand: Command = {
     seed: { type: "string", valueName: "S", description: "sampling seed (default 0)" },
     backend: BACKEND_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
+    revision: REVISION_OPTION,
   },
   async run(args, io) {
     const model = args.positionals[0];
     if (model === undefined || args.positionals.length !== 1) {
-      throw new GptqError("INVALID_ARGUMENT", "generate takes exactly one MODEL folder", {
-        hint: 'usage: deno run -A cli.ts generate MODEL --prompt "TEXT"',
-      });
+      throw new GptqError(
+        "INVALID_ARGUMENT",
+        "generate takes exactly one MODEL (folder or Hub id)",
+        {
+          hint: 'usage: deno run -A cli.ts generate MODEL --prompt "TEXT"',
+        },
+      );
     }
     const opts = {
       max_new_tokens: intOption(args, "max-new-tokens", 128, 1),
@@ -70,7 +80,7 @@ export const generateCommand: Command = {
       seed: intOption(args, "seed", 0),
     };
     const prompt = (args.values.prompt as string | undefined) ?? "";
-    const m = await loadModel(model, {
+    const m = await loadModel(await resolveModelArg(model, args, io), {
       backend: backendOption(args),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });

@@ -16,9 +16,13 @@ import {
   backendOption,
   type Command,
   intOption,
+  MODEL_HELP,
+  REVISION_OPTION,
   ZERO_FORMAT_OPTION,
   zeroFormatOption,
 } from "./_command.ts";
+import { resolveModelArg } from "./_hub.ts";
+import { parseHubId } from "../io/hub.ts";
 
 /** The `serve` command. */
 export const serveCommand: Command = {
@@ -30,7 +34,9 @@ export const serveCommand: Command = {
   examples: [
     "serve ./stories260K-hf --port 8080",
     "serve ./Qwen2-0.5B-Instruct-GPTQ --host 0.0.0.0 --port 8000 --max-tokens-limit 512",
+    "serve HuggingFaceTB/SmolLM2-135M-Instruct --port 8080",
   ],
+  notes: [MODEL_HELP],
   options: {
     port: {
       type: "string",
@@ -45,7 +51,7 @@ export const serveCommand: Command = {
     "model-name": {
       type: "string",
       valueName: "NAME",
-      description: "the model id clients use (default: the folder's name)",
+      description: "the model id clients use (default: the folder's name, or the Hub id)",
     },
     "chat-template": {
       type: "string",
@@ -70,11 +76,12 @@ export const serveCommand: Command = {
     },
     backend: BACKEND_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
+    revision: REVISION_OPTION,
   },
   async run(args, io) {
     const dir = args.positionals[0];
     if (dir === undefined || args.positionals.length !== 1) {
-      throw new GptqError("INVALID_ARGUMENT", "serve takes exactly one MODEL folder", {
+      throw new GptqError("INVALID_ARGUMENT", "serve takes exactly one MODEL (folder or Hub id)", {
         hint: "usage: deno run -A cli.ts serve MODEL [--port 8080]",
       });
     }
@@ -83,8 +90,10 @@ export const serveCommand: Command = {
     const maxBodyBytes = intOption(args, "max-body-bytes", 1 << 20, 1);
     const maxPromptTokens = intOption(args, "max-prompt-tokens", Infinity, 1);
     const maxTokensLimit = intOption(args, "max-tokens-limit", Infinity, 1);
-    const base = dir.replace(/\/+$/, "");
-    const modelId = (args.values["model-name"] as string | undefined) ??
+    const given = dir.replace(/\/+$/, "");
+    const base = (await resolveModelArg(given, args, io)).replace(/\/+$/, "");
+    const hubId = base === given ? null : parseHubId(given);
+    const modelId = (args.values["model-name"] as string | undefined) ?? hubId?.repo ??
       (base.split("/").pop() || base);
     const chatTemplate = await loadChatTemplate(
       base,

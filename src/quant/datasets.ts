@@ -39,10 +39,20 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { parquetReadObjects } from "npm:hyparquet@^1.31.5";
 import { compressors } from "npm:hyparquet-compressors@^1.1.2";
 import { GptqError } from "../errors.ts";
+import { downloadToPartial } from "../io/_hub_download.ts";
+import {
+  env,
+  etagSha256,
+  hubEndpoint,
+  hubGet,
+  HubHttpError,
+  hubOffline,
+  hubToken,
+  reasonOf,
+} from "../io/_hub_http.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { mulberry32 } from "../runtime/sample.ts";
 import { type Calibration, type CalibrationOptions, calibrationParams } from "./calibration.ts";
@@ -92,15 +102,6 @@ export interface FetchDatasetOptions {
   offline?: boolean;
 }
 
-function env(name: string): string | undefined {
-  try {
-    const v = Deno.env.get(name);
-    return v === "" ? undefined : v;
-  } catch {
-    return undefined; // no --allow-env: behave as if unset
-  }
-}
-
 function join(...parts: string[]): string {
   return parts.map((
     p,
@@ -109,23 +110,7 @@ function join(...parts: string[]): string {
     .join("/");
 }
 
-/**
- * The Hub endpoint used when no `baseUrl` is given.
- *
- * @example
- * ```ts
- * import { hubEndpoint } from "./datasets.ts";
- * console.log(hubEndpoint()); // "https://huggingface.co" unless HF_ENDPOINT is set
- * ```
- *
- * @returns `$GPTQ_HF_ENDPOINT`, `$HF_ENDPOINT` or `https://huggingface.co`, without a trailing slash.
- */
-export function hubEndpoint(): string {
-  return (env("GPTQ_HF_ENDPOINT") ?? env("HF_ENDPOINT") ?? "https://huggingface.co").replace(
-    /\/+$/,
-    "",
-  );
-}
+export { hubEndpoint, hubOffline };
 
 /**
  * The cache folder used when no `cacheDir` is given.
@@ -150,22 +135,6 @@ export function defaultCacheDir(): string {
     });
   }
   return join(home, ".cache", "gptq-deno");
-}
-
-/**
- * Whether `HF_HUB_OFFLINE` asks for cache-only operation (`1`, `true`, `yes`, `on`).
- *
- * @example
- * ```ts
- * import { hubOffline } from "./datasets.ts";
- * console.log(typeof hubOffline()); // "boolean"
- * ```
- *
- * @returns True when offline mode is on.
- */
-export function hubOffline(): boolean {
-  const v = env("HF_HUB_OFFLINE")?.trim().toLowerCase();
-  return v === "1" || v === "true" || v === "yes" || v === "on";
 }
 
 /**
@@ -225,22 +194,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-function etagSha256(v: string | null): string | undefined {
-  if (!v) return undefined;
-  const s = v.replace(/^W\//, "").replace(/"/g, "").trim().toLowerCase();
-  return /^[0-9a-f]{64}$/.test(s) ? s : undefined;
-}
-
-function reasonOf(e: unknown): string {
-  if (e instanceof Error) {
-    const c = (e as { cause?: unknown }).cause;
-    return c instanceof Error && c.message && !e.message.includes(c.message)
-      ? `${e.message}: ${c.message}`
-      : e.message;
-  }
-  return String(e);
-}
-
 /**
  * Downloads a named dataset's file into the cache (once) and returns its path.
  * Nothing is written under the final name unless the whole file arrived
@@ -278,36 +231,15 @@ export async function downloadDataset(
   const fail = (reason: string, cause?: unknown): GptqError =>
     new GptqError("DATASET", `could not download ${name} from ${url}: ${reason}`, { hint, cause });
 
-  // Follow redirects by hand to read the Hub's X-Linked-Size / X-Linked-Etag on the 302.
-  let res: Response | undefined;
-  let expectSize: number | undefined;
-  let expectSha: string | undefined;
-  let current = url;
-  const origin = new URL(url).origin;
-  const token = env("HF_TOKEN") ?? env("HUGGING_FACE_HUB_TOKEN");
-  for (let hop = 0; hop < 10; hop++) {
-    const headers: Record<string, string> = {
-      "accept-encoding": "identity",
-      "user-agent": "gptq-deno",
-    };
-    if (token && new URL(current).origin === origin) headers["authorization"] = `Bearer ${token}`;
-    try {
-      res = await fetch(current, { headers, redirect: "manual" });
-    } catch (e) {
-      throw fail(reasonOf(e), e);
-    }
-    const linkedSize = res.headers.get("x-linked-size");
-    if (linkedSize && /^\d+$/.test(linkedSize)) expectSize ??= Number(linkedSize);
-    expectSha ??= etagSha256(res.headers.get("x-linked-etag"));
-    if (res.status >= 300 && res.status < 400 && res.headers.get("location")) {
-      await res.body?.cancel();
-      current = new URL(res.headers.get("location")!, current).href;
-      res = undefined;
-      continue;
-    }
-    break;
+  // Redirects are followed by hand to read the Hub's X-Linked-Size / X-Linked-Etag on the 302.
+  const token = hubToken();
+  let first;
+  try {
+    first = await hubGet(url, { endpoint: baseUrl, token });
+  } catch (e) {
+    throw fail(reasonOf(e), e);
   }
-  if (!res) throw fail("too many redirects");
+  const { res, meta } = first;
   if (!res.ok) {
     await res.body?.cancel();
     const why = res.status === 401 || res.status === 403
@@ -315,18 +247,10 @@ export async function downloadDataset(
       : "";
     throw fail(`HTTP ${res.status} ${res.statusText}${why}`);
   }
-  const cl = res.headers.get("content-length");
-  if (expectSize === undefined && cl && /^\d+$/.test(cl) && !res.headers.get("content-encoding")) {
-    expectSize = Number(cl);
-  }
-  expectSha ??= etagSha256(res.headers.get("etag"));
-
   const dir = dest.slice(0, dest.lastIndexOf("/"));
   const tmp = `${dest}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.incomplete`;
-  let file: Deno.FsFile | undefined;
   try {
     await Deno.mkdir(dir, { recursive: true });
-    file = await Deno.open(tmp, { write: true, createNew: true });
   } catch (e) {
     await res.body?.cancel();
     throw new GptqError("DATASET", `cannot write the dataset cache: ${reasonOf(e)}`, {
@@ -335,36 +259,29 @@ export async function downloadDataset(
       cause: e,
     });
   }
-  const hash = createHash("sha256");
-  let received = 0;
   try {
-    try {
-      const reader = res.body!.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        hash.update(value);
-        received += value.length;
-        for (let off = 0; off < value.length;) off += await file.write(value.subarray(off));
-      }
-    } catch (e) {
-      throw fail(`the connection broke after ${received} bytes (${reasonOf(e)})`, e);
-    }
-    if (expectSize !== undefined && received !== expectSize) {
-      throw fail(`got ${received} bytes, expected ${expectSize} (truncated download)`);
-    }
-    if (received === 0) throw fail("the server sent an empty file");
-    const sha = hash.digest("hex");
-    if (expectSha !== undefined && sha !== expectSha) {
-      throw fail(`SHA-256 ${sha} does not match the Hub's ${expectSha} (corrupted download)`);
-    }
-    file.close();
-    file = undefined;
+    await downloadToPartial({
+      url,
+      endpoint: baseUrl,
+      token,
+      partial: tmp,
+      resume: false,
+      first,
+      expectSize: meta.size,
+      expectSha256: etagSha256(meta.etag),
+      refuseEmpty: true,
+    });
     await Deno.rename(tmp, dest);
   } catch (e) {
-    file?.close();
     await Deno.remove(tmp).catch(() => {});
-    throw e;
+    if (e instanceof HubHttpError && e.kind === "write") {
+      throw new GptqError("DATASET", `cannot write the dataset cache: ${e.message}`, {
+        file: tmp,
+        hint: "set GPTQ_CACHE to a writable folder, or run with --allow-write",
+        cause: e,
+      });
+    }
+    throw fail(e instanceof HubHttpError ? e.message : reasonOf(e), e);
   }
   return dest;
 }
