@@ -2,10 +2,13 @@
 /**
  * Chooses the compute backend at run time and says which one and why.
  *
- * `auto` picks WebGPU only for a real GPU adapter (a software adapter such as
+ * `auto` picks a working CUDA device (the committed `ffi/lib/libgptq_cuda.so`
+ * and an NVIDIA driver), else a HIP device (when `ffi/build/libgptq_hip.so`
+ * was built), else WebGPU on a real GPU adapter (a software adapter such as
  * llvmpipe/lavapipe is slower than WASM), else WASM SIMD, else the TypeScript
- * reference; each fallback is explained in the description. Naming a backend
- * that cannot load is an error.
+ * reference; each fallback is explained in the description. The CUDA/HIP
+ * probes are cheap and quiet when there is no driver. Naming a backend that
+ * cannot load is an error.
  *
  * @module
  */
@@ -16,10 +19,17 @@ import { hostBackend } from "./host.ts";
 import { createTsKernels } from "./typescript/ts_kernels.ts";
 
 /** Backend names a user can ask for. */
-export type BackendName = "auto" | "wasm" | "typescript" | "webgpu";
+export type BackendName = "auto" | "wasm" | "typescript" | "webgpu" | "cuda" | "hip";
 
 /** The backend names {@linkcode selectBackend} accepts. */
-export const BACKEND_NAMES: readonly BackendName[] = ["auto", "wasm", "typescript", "webgpu"];
+export const BACKEND_NAMES: readonly BackendName[] = [
+  "auto",
+  "wasm",
+  "typescript",
+  "webgpu",
+  "cuda",
+  "hip",
+];
 
 /** The chosen backend and why. */
 export interface BackendChoice {
@@ -34,8 +44,9 @@ export interface SelectOptions {
   /** WASM threads (1 or 2; default: 2 where there are two cores). */
   threads?: number;
   /**
-   * Whether a WebGPU backend will be used (quantization needs a host
-   * backend for its Hessian capture today): `false` keeps `auto` on the CPU.
+   * Whether `auto` may pick a WebGPU GPU (default true); `false` keeps it on
+   * the CPU (`quantize` does, so that a default run writes the same
+   * checkpoint on every machine).
    */
   allowGpu?: boolean;
 }
@@ -53,6 +64,18 @@ async function wasmBackend(threads: number | undefined): Promise<Backend> {
 async function webgpuBackend(): Promise<Backend> {
   const { createWebGpuBackend } = await import("./webgpu/webgpu_backend.ts");
   return await createWebGpuBackend();
+}
+
+/** A CUDA/HIP backend when a device works, else the one-line reason (undefined: skip quietly). */
+async function cudaOrReason(
+  kind: "cuda" | "hip",
+): Promise<{ backend: Backend } | { why: string } | undefined> {
+  const { probeCuda, createCudaBackend } = await import("./cuda/cuda_backend.ts");
+  const probe = probeCuda({ kind });
+  if (probe.ok) return { backend: createCudaBackend({ kind }) };
+  // HIP is built only where ROCm is: say nothing when its library is absent.
+  if (kind === "hip" && probe.reason === "library-missing") return undefined;
+  return { why: `no ${kind === "cuda" ? "CUDA" : "HIP"} device (${probe.message})` };
 }
 
 async function cpuFallback(
@@ -104,6 +127,11 @@ export async function selectBackend(
     const b = hostBackend(createTsKernels(), "CPU");
     return { backend: b, description: describe(b, "reference kernels, slow") };
   }
+  if (name === "cuda" || name === "hip") {
+    const { createCudaBackend } = await import("./cuda/cuda_backend.ts");
+    const b = createCudaBackend({ kind: name }); // a CUDA_UNAVAILABLE error says why not
+    return { backend: b, description: describe(b, `asked for with --backend ${name}`) };
+  }
   if (name === "webgpu") {
     const b = await webgpuBackend(); // its errors name what is missing
     return { backend: b, description: describe(b, "asked for with --backend webgpu") };
@@ -111,6 +139,18 @@ export async function selectBackend(
   if (name === "wasm") return await cpuFallback(name, opts, "");
   // auto
   if (opts.allowGpu === false) return await cpuFallback(name, opts, "");
+  const reasons: string[] = [];
+  for (const kind of ["cuda", "hip"] as const) {
+    try {
+      const r = await cudaOrReason(kind);
+      if (r && "backend" in r) {
+        return { backend: r.backend, description: describe(r.backend, `auto: a ${kind} device`) };
+      }
+      if (r) reasons.push(r.why);
+    } catch (e) {
+      reasons.push(`${kind} failed (${(e as Error).message})`);
+    }
+  }
   let why: string;
   try {
     const { probeWebGpu } = await import("./webgpu/webgpu_backend.ts");
@@ -125,5 +165,6 @@ export async function selectBackend(
   } catch (e) {
     why = `auto: WebGPU failed (${(e as Error).message})`;
   }
-  return await cpuFallback(name, opts, why);
+  // The WebGPU reason first (it says "auto: …"), then why no CUDA/HIP device.
+  return await cpuFallback(name, opts, [why, ...reasons].join("; "));
 }
