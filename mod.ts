@@ -42,8 +42,13 @@ export * from "./src/io/checkpoint.ts";
 export * from "./src/io/hf_config.ts";
 export * from "./src/io/tokenizer.ts";
 export * from "./src/io/model_folder.ts";
+export * from "./src/io/hub.ts";
 export * from "./src/io/llama2c.ts";
 export * from "./src/io/llama2c_tokenizer.ts";
+export * from "./src/io/gguf.ts";
+export * from "./src/io/gguf_dequant.ts";
+export * from "./src/io/gguf_tokenizer.ts";
+export * from "./src/io/gguf_convert.ts";
 export * from "./src/arch/mod.ts";
 export * from "./src/gptq/pack.ts";
 export * from "./src/gptq/zero_format.ts";
@@ -68,6 +73,14 @@ export {
   type WebGpuBackendOptions,
   type WebGpuProbe,
 } from "./src/backends/webgpu/webgpu_backend.ts";
+export {
+  createWebGpuSolver,
+  GpuHessian,
+  type GpuPreparedHessian,
+  type GpuQuantizeOptions,
+  type WebGpuSolver,
+  type WebGpuSolverOptions,
+} from "./src/backends/webgpu/solver.ts";
 export * from "./src/runtime/generate.ts";
 export * from "./src/runtime/sample.ts";
 export * from "./src/runtime/perplexity.ts";

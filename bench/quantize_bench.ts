@@ -10,7 +10,19 @@
  * deno run -A bench/quantize_bench.ts --threads 1    # one solver Worker (least memory)
  * deno run -A bench/quantize_bench.ts --split        # in-process solver, timed: Hessian/GPTQ/RTN split
  * deno run -A bench/quantize_bench.ts --hidden 2048 --intermediate 5504 --nsamples 8 --seqlen 512 --layers 2
+ * deno run -A bench/quantize_bench.ts --backend webgpu --llama7b   # on a GPU: forward/Hessian/solve split
+ * deno run -A bench/quantize_bench.ts --backend webgpu --tiny      # lavapipe smoke run (hidden 128)
  * ```
+ *
+ * With `--backend webgpu` the whole run is on the device (the WebGPU engine)
+ * and the split is GPU time per phase from timestamp queries (every compute
+ * pass timed): forward (calibration forwards, block outputs), Hessian
+ * (accumulation from the forward's inputs), solve (dead columns, damping,
+ * Cholesky/inverse, column loop, lazy updates) and report (the sampled-row
+ * Hessian errors), per block; "host" is block wall time minus GPU time
+ * (readback waits, RTN, packing, journal I/O). Llama-7B shapes need a
+ * binding of K² floats for down_proj's Hessian (485 MB), more than lavapipe's
+ * 128 MiB, so on lavapipe only `--tiny`/`--quick` sizes run.
  *
  * The vocabulary is 1024 (the golden models' byte-level BPE from
  * `../shared/data/golden/models/llama/tokenizer.json`), so the embeddings are
@@ -42,13 +54,18 @@ const num = (n: string, d: number): number => {
   const i = args.indexOf(n);
   return i >= 0 ? Number(args[i + 1]) : d;
 };
-const quick = flag("--quick"), full7b = flag("--llama7b");
-const hidden = num("--hidden", full7b ? 4096 : quick ? 512 : 1024);
-const inter = num("--intermediate", full7b ? 11008 : quick ? 1376 : 2752);
-const heads = num("--heads", hidden / 128);
+const quick = flag("--quick"), full7b = flag("--llama7b"), tiny = flag("--tiny");
+const hidden = num("--hidden", full7b ? 4096 : tiny ? 128 : quick ? 512 : 1024);
+const inter = num("--intermediate", full7b ? 11008 : tiny ? 352 : quick ? 1376 : 2752);
+const heads = num("--heads", Math.max(1, hidden / 128));
 const layers = num("--layers", 2);
-const nsamples = num("--nsamples", quick ? 4 : 8);
-const seqlen = num("--seqlen", quick ? 256 : 512);
+const nsamples = num("--nsamples", tiny || quick ? 4 : 8);
+const seqlen = num("--seqlen", tiny ? 64 : quick ? 256 : 512);
+const backendArg = args.includes("--backend") ? args[args.indexOf("--backend") + 1] : "wasm";
+if (backendArg !== "wasm" && backendArg !== "webgpu") {
+  throw new Error(`--backend must be wasm or webgpu, got ${backendArg}`);
+}
+const webgpu = backendArg === "webgpu";
 const vocab = 1024;
 /** Solver Workers: 2 is the CLI's default; 1 holds one copy of the Hessian's factor fewer. */
 const threads = num("--threads", 2);
@@ -185,6 +202,10 @@ const timedSolver: QuantBackend = {
 };
 
 // --- run -------------------------------------------------------------------
+if (webgpu) {
+  await benchWebGpu();
+  Deno.exit(0);
+}
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 console.log(
   `Llama-shaped model: ${layers} blocks, hidden ${hidden}, intermediate ${inter}, ${heads} heads, ` +
@@ -247,4 +268,80 @@ try {
 } finally {
   if (!flag("--keep")) await Deno.remove(tmp, { recursive: true });
   else console.log(`kept ${tmp}`);
+}
+
+/** The WebGPU engine: per-block wall time and GPU time by phase (timestamp queries). */
+async function benchWebGpu(): Promise<void> {
+  const { GpuContext, createWebGpuBackend } = await import(
+    "../src/backends/webgpu/webgpu_backend.ts"
+  );
+  const ctx = await GpuContext.create({ timestamps: true });
+  const be = await createWebGpuBackend({ context: ctx });
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+  console.log(
+    `Llama-shaped model: ${layers} blocks, hidden ${hidden}, intermediate ${inter}, ${heads} heads, ` +
+      `vocab ${vocab}, f16, ${mib(modelBytes)}; backend webgpu (${be.device})` +
+      (ctx.facts.timestamps ? "" : " — no timestamp-query: GPU split unavailable"),
+  );
+  console.log(
+    `calibration: ${nsamples} samples × ${seqlen} tokens; 4-bit g128 sym, true-sequential`,
+  );
+  const phases = ["forward", "hessian", "solve.factor", "solve.columns", "solve.update", "report"];
+  const perBlock: Record<string, number>[] = [];
+  const wall: number[] = [];
+  let prev: Record<string, number> = {};
+  let mark = performance.now();
+  try {
+    const rep = await quantizeModel(modelDir, outDir, {
+      bits: 4,
+      group_size: 128,
+      dataset: calib,
+      nsamples,
+      model_seqlen: seqlen,
+    }, {
+      backend: be,
+      // Block wall time from the engine's start (the "backends:" line) or the previous block's
+      // journal entry: a block's last GPU work (its outputs) finishes at its journal readback.
+      onLog: (l) => {
+        if (l.startsWith("backends:")) mark = performance.now();
+      },
+      afterBlock: async () => {
+        const now = await ctx.gpuTimes();
+        perBlock.push(Object.fromEntries(phases.map((p) => [p, (now[p] ?? 0) - (prev[p] ?? 0)])));
+        prev = now;
+        const t = performance.now();
+        wall.push(t - mark);
+        mark = t;
+      },
+    });
+    const ms = (x: number) => x.toFixed(1).padStart(9);
+    console.log(
+      `block   wall ms  forward  Hessian   factor  columns   update   report  wall−GPU  ` +
+        `(GPU ms by phase; solver wall incl. readbacks)`,
+    );
+    wall.forEach((b, i) => {
+      const p = perBlock[i] ?? {};
+      const gpuMs = phases.reduce((a, k) => a + (p[k] ?? 0), 0);
+      const solverWall = rep.modules.filter((m) => m.layer === i).reduce(
+        (a, m) => a + (m.seconds ?? 0),
+        0,
+      );
+      console.log(
+        `${String(i).padStart(5)} ${ms(b)}${phases.map((k) => ms(p[k] ?? 0)).join("")}` +
+          `${ms(b - gpuMs)}    (solver wall ${(solverWall * 1000).toFixed(0)} ms)`,
+      );
+    });
+    const st = ctx.stats;
+    console.log(
+      `total ${rep.seconds.toFixed(1)} s; ${st.dispatches} dispatches, ${st.submits} submits, ` +
+        `${st.reads} readbacks, ${st.pipelines} pipelines (${
+          st.pipelineMs.toFixed(0)
+        } ms to create); ` +
+        `peak RSS ${mib(rep.peakRssBytes)}; solver ${rep.backends.solver}`,
+    );
+  } finally {
+    be.dispose();
+    if (!flag("--keep")) await Deno.remove(tmp, { recursive: true });
+    else console.log(`kept ${tmp}`);
+  }
 }

@@ -24,14 +24,19 @@ export type GptqErrorCode =
   | "SHAPE"
   | "TOKENIZER"
   | "LLAMA2C"
+  | "GGUF"
   | "FILE_NOT_FOUND"
   | "OUTPUT_EXISTS"
   | "INVALID_ARGUMENT"
   | "WASM"
   | "HESSIAN"
   | "DATASET"
+  | "HUB"
+  | "HUB_INTEGRITY"
   | "WEBGPU"
-  | "WEBGPU_UNAVAILABLE";
+  | "WEBGPU_UNAVAILABLE"
+  | "CUDA"
+  | "CUDA_UNAVAILABLE";
 
 /** Where an error happened and how to fix it. */
 export interface GptqErrorDetails {

@@ -28,6 +28,18 @@ deno task check:wasm
 step "wgsl: the embedded kernels match wgsl/*.wgsl"
 deno task check:wgsl
 
+step "setup: nvcc (PyPI wheels, cached in .tools/cuda-venv), hipcc and TBB (apt) for the GPU builds"
+bash tools/setup_gpu_build.sh
+
+step "cuda: the committed ffi/lib/libgptq_cuda.so matches the sources (rebuild and compare)"
+deno task check:cuda
+
+step "hip: build ffi/src for AMD (gfx90a, gfx1030) and for the CPU (HIP-CPU: the kernel tests run on it)"
+deno task build:hip &
+hip_pid=$!
+deno task build:hip --cpu
+wait "$hip_pid"
+
 step "rust: cargo fmt --check, clippy, cargo test (native)"
 # Lints need rustfmt/clippy (rustup's toolchain); Debian's rustc-web has neither.
 if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then

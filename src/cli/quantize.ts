@@ -13,8 +13,11 @@ import {
   backendOption,
   type Command,
   intOption,
+  MODEL_HELP,
   numberOption,
+  REVISION_OPTION,
 } from "./_command.ts";
+import { resolveModelArg } from "./_hub.ts";
 import { startProgress } from "./_progress.ts";
 
 function methodOption(v: unknown): "gptq" | "rtn" {
@@ -31,11 +34,18 @@ export const quantizeCommand: Command = {
     "quantize MODEL_DIR --out OUT_DIR --dataset FILE [--bits 4] [--group-size 128] [--desc-act] " +
     "[--static-groups] [--sym|--no-sym] [--damp-percent 0.01] [--true-sequential|--no-true-sequential] [--mse] " +
     "[--nsamples 128] [--seqlen 2048] [--seed 0] [--format gptq|gptq_v2] [--modules-to-not-convert NAMES] " +
-    "[--resume] [--force] [--json]",
+    "[--backend auto|webgpu|wasm|typescript] [--resume] [--force] [--json]",
   examples: [
     "quantize ./Llama-2-7b-hf --out ./Llama-2-7b-gptq --dataset c4_sample.jsonl --bits 4 --group-size 128",
     "quantize ./stories260K-hf --out ./stories260K-3bit --dataset tinystories.txt --bits 3 --group-size 32 --seqlen 512",
     "quantize ./opt-125m --out ./opt-125m-gptq --dataset wiki.txt --desc-act --static-groups --resume",
+    "quantize HuggingFaceTB/SmolLM2-135M-Instruct --out ./smollm2-gptq --dataset wikitext2",
+    "quantize ./Llama-2-7b-hf --out ./Llama-2-7b-gptq --dataset c4_sample.jsonl --backend webgpu",
+  ],
+  notes: [
+    MODEL_HELP.replace("MODEL is", "MODEL_DIR is"),
+    "--backend webgpu runs the calibration forward, the Hessians and the GPTQ solves on the GPU " +
+    "(the same codes as the CPU solver up to floating-point ties); auto stays on the CPU.",
   ],
   options: {
     out: {
@@ -110,19 +120,25 @@ export const quantizeCommand: Command = {
     resume: { type: "boolean", description: "continue a killed run from its last finished block" },
     force: { type: "boolean", description: "replace an existing output folder" },
     backend: BACKEND_OPTION,
+    revision: REVISION_OPTION,
     threads: {
       type: "string",
       valueName: "N",
-      description: "solver Workers (default 2; identical output for any N; each extra one holds " +
-        "another copy of the Hessian's factor, so 1 uses least memory)",
+      description:
+        "solver Workers of the CPU engine (default 2; identical output for any N; each " +
+        "extra one holds another copy of the Hessian's factor, so 1 uses least memory)",
     },
   },
   async run(args, io) {
     const model = args.positionals[0];
     if (model === undefined || args.positionals.length !== 1) {
-      throw new GptqError("INVALID_ARGUMENT", "quantize takes exactly one MODEL_DIR", {
-        hint: "usage: deno run -A cli.ts quantize MODEL_DIR --out OUT_DIR --dataset FILE",
-      });
+      throw new GptqError(
+        "INVALID_ARGUMENT",
+        "quantize takes exactly one MODEL_DIR (folder or Hub id)",
+        {
+          hint: "usage: deno run -A cli.ts quantize MODEL_DIR --out OUT_DIR --dataset FILE",
+        },
+      );
     }
     const out = args.values.out, dataset = args.values.dataset;
     if (typeof out !== "string" || !out) {
@@ -156,16 +172,14 @@ export const quantizeCommand: Command = {
     if (groupSize === 0 || groupSize < -1) {
       throw new GptqError("INVALID_ARGUMENT", "--group-size must be -1 or positive");
     }
-    const backendName = backendOption(args);
-    if (backendName === "webgpu") {
-      throw new GptqError("INVALID_ARGUMENT", "quantize does not run on WebGPU yet", {
-        hint: "use --backend wasm (the default) or typescript",
-      });
-    }
-    const backend = await selectBackend(backendName, { allowGpu: false });
+    // webgpu: calibration forward, Hessians and GPTQ solves on the device; wasm/typescript:
+    // the CPU engine (WASM solver Workers). auto stays on the CPU, so a default run writes
+    // the same checkpoint on every machine.
+    const backend = await selectBackend(backendOption(args), { allowGpu: false });
     io.stderr(`${backend.description}\n`);
     let bar: ReturnType<typeof startProgress> | null = null;
-    const report = await quantizeModel(model, out, {
+    const modelDir = await resolveModelArg(model, args, io);
+    const report = await quantizeModel(modelDir, out, {
       bits,
       group_size: groupSize,
       desc_act: args.values["desc-act"] === true,

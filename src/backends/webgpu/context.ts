@@ -28,7 +28,9 @@ export const PARAMS_BYTES = 256;
 const PARAMS_SLOTS = 4096;
 
 const STORAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
-const MAP_READ = 0x1, COPY_DST = 0x8, UNIFORM = 0x40;
+const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, QUERY_RESOLVE = 0x200;
+/** Timestamp queries per query set (two per compute pass). */
+const QUERIES = 4096;
 
 /** A storage binding: a whole buffer, or a byte range of one. */
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
@@ -43,6 +45,8 @@ export interface AdapterFacts {
   f16: boolean;
   /** `subgroups` was enabled on the device. */
   subgroups: boolean;
+  /** `timestamp-query` was enabled (GPU time per {@linkcode GpuContext.phase}). */
+  timestamps: boolean;
 }
 
 /** Options of {@linkcode GpuContext.create}. */
@@ -53,6 +57,23 @@ export interface GpuContextOptions {
   f16?: boolean;
   /** Enable `subgroups` when offered (default true). */
   subgroups?: boolean;
+  /**
+   * Enable `timestamp-query` when offered (default false) and time every
+   * compute pass on the GPU, by {@linkcode GpuContext.phase} label
+   * ({@linkcode GpuContext.gpuTimes}); for benchmarks.
+   */
+  timestamps?: boolean;
+}
+
+/** GPU timing state: one query set, the passes timed since the last submit, the totals. */
+interface Profiler {
+  set: GPUQuerySet;
+  resolve: GPUBuffer;
+  next: number;
+  spans: { label: string; q: number }[];
+  label: string;
+  totals: Map<string, number>;
+  pending: Promise<void>[];
 }
 
 function isSoftware(info: GPUAdapterInfo, fallbackFlag: boolean): boolean {
@@ -65,7 +86,7 @@ function isSoftware(info: GPUAdapterInfo, fallbackFlag: boolean): boolean {
  *
  * @example
  * ```ts
- * import { describeAdapter } from "./_context.ts";
+ * import { describeAdapter } from "./context.ts";
  * const adapter = await navigator.gpu?.requestAdapter();
  * if (adapter) console.log(describeAdapter(adapter).description);
  * ```
@@ -103,6 +124,7 @@ export class GpuContext {
   #pass: GPUComputePassEncoder | null = null;
   #lost: string | null = null;
   #discarded: GPUBuffer[] = [];
+  #prof: Profiler | null = null;
   /** Dispatches and copies encoded since creation (for tests and benches). */
   stats = { dispatches: 0, submits: 0, reads: 0, pipelines: 0, pipelineMs: 0 };
 
@@ -117,6 +139,17 @@ export class GpuContext {
     device.lost.then((info) => {
       this.#lost = info.message || info.reason || "device lost";
     });
+    if (facts.timestamps) {
+      this.#prof = {
+        set: device.createQuerySet({ type: "timestamp", count: QUERIES }),
+        resolve: device.createBuffer({ size: QUERIES * 8, usage: QUERY_RESOLVE | COPY_SRC }),
+        next: 0,
+        spans: [],
+        label: "other",
+        totals: new Map(),
+        pending: [],
+      };
+    }
   }
 
   /**
@@ -159,8 +192,10 @@ export class GpuContext {
     const f16 = opts.f16 !== false && adapter.features.has("shader-f16");
     const subgroups = opts.subgroups !== false &&
       adapter.features.has("subgroups" as GPUFeatureName);
+    const timestamps = opts.timestamps === true && adapter.features.has("timestamp-query");
     if (f16) features.push("shader-f16");
     if (subgroups) features.push("subgroups" as GPUFeatureName);
+    if (timestamps) features.push("timestamp-query");
     const requiredLimits: Record<string, number> = {};
     for (
       const k of [
@@ -184,6 +219,7 @@ export class GpuContext {
       ),
       f16,
       subgroups,
+      timestamps,
     };
     return new GpuContext(device, facts);
   }
@@ -292,10 +328,56 @@ export class GpuContext {
 
   #passEncoder(): GPUComputePassEncoder {
     if (!this.#pass) {
+      const prof = this.#prof;
+      if (prof && prof.next + 2 > QUERIES) this.flush();
       this.#encoder ??= this.device.createCommandEncoder();
-      this.#pass = this.#encoder.beginComputePass();
+      if (prof) {
+        const q = prof.next;
+        prof.next += 2;
+        prof.spans.push({ label: prof.label, q });
+        this.#pass = this.#encoder.beginComputePass({
+          timestampWrites: {
+            querySet: prof.set,
+            beginningOfPassWriteIndex: q,
+            endOfPassWriteIndex: q + 1,
+          },
+        });
+      } else {
+        this.#pass = this.#encoder.beginComputePass();
+      }
     }
     return this.#pass;
+  }
+
+  /**
+   * Labels the dispatches encoded from now on, for {@linkcode gpuTimes}
+   * (does nothing unless the context was created with `timestamps`).
+   *
+   * @param label E.g. `forward`, `hessian`, `solve`.
+   */
+  phase(label: string): void {
+    const prof = this.#prof;
+    if (!prof || prof.label === label) return;
+    prof.label = label;
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+
+  /**
+   * Submits what is pending and returns the GPU time (ms) of every compute
+   * pass so far, summed by {@linkcode phase} label; empty unless the context
+   * was created with `timestamps` on an adapter that offers them.
+   *
+   * @returns Milliseconds by label (cumulative).
+   */
+  async gpuTimes(): Promise<Record<string, number>> {
+    const prof = this.#prof;
+    if (!prof) return {};
+    this.flush();
+    while (prof.pending.length) await prof.pending.shift();
+    return Object.fromEntries(prof.totals);
   }
 
   #copyEncoder(): GPUCommandEncoder {
@@ -322,6 +404,8 @@ export class GpuContext {
   ): void {
     this.#check();
     if (this.#paramsUsed === PARAMS_SLOTS) this.flush();
+    // The pass first: starting one may submit (a full timestamp query set) and reset the slots.
+    const pass = this.#passEncoder();
     const bytes = params instanceof ArrayBuffer
       ? new Uint8Array(params)
       : new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
@@ -339,7 +423,6 @@ export class GpuContext {
       });
     });
     const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.#passEncoder();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     const max = this.limits.maxComputeWorkgroupsPerDimension;
@@ -372,9 +455,10 @@ export class GpuContext {
    * @param offset Byte offset (multiple of 4).
    * @param bytes Byte count (multiple of 4; default: to the end).
    */
-  clear(buf: GPUBuffer, offset = 0, bytes = buf.size - offset): void {
+  clear(buf: GPUBuffer, offset = 0, bytes?: number): void {
     this.#check();
-    if (bytes > 0) this.#copyEncoder().clearBuffer(buf, offset, bytes);
+    const n = bytes ?? buf.size - offset;
+    if (n > 0) this.#copyEncoder().clearBuffer(buf, offset, n);
   }
 
   /**
@@ -404,8 +488,34 @@ export class GpuContext {
         this.#paramsUsed * PARAMS_BYTES,
       );
     }
+    const prof = this.#prof;
+    let timing: { staging: GPUBuffer; spans: Profiler["spans"] } | null = null;
+    if (prof && prof.spans.length) {
+      const staging = this.device.createBuffer({
+        size: prof.next * 8,
+        usage: MAP_READ | COPY_DST,
+      });
+      this.#encoder.resolveQuerySet(prof.set, 0, prof.next, prof.resolve, 0);
+      this.#encoder.copyBufferToBuffer(prof.resolve, 0, staging, 0, prof.next * 8);
+      timing = { staging, spans: prof.spans };
+      prof.spans = [];
+      prof.next = 0;
+    }
     this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = null;
+    if (prof && timing) {
+      const { staging, spans } = timing;
+      prof.pending.push(
+        staging.mapAsync(1 /* GPUMapMode.READ */).then(() => {
+          const t = new BigUint64Array(staging.getMappedRange());
+          for (const { label, q } of spans) {
+            const ms = Number(t[q + 1]! - t[q]!) / 1e6;
+            if (ms >= 0) prof.totals.set(label, (prof.totals.get(label) ?? 0) + ms);
+          }
+          staging.destroy();
+        }),
+      );
+    }
     this.#paramsUsed = 0;
     this.stats.submits++;
     for (const b of this.#discarded) b.destroy();
@@ -437,6 +547,10 @@ export class GpuContext {
 
   /** Destroys the device (handles become unusable). */
   destroy(): void {
+    if (this.#prof) {
+      this.#prof.set.destroy();
+      this.#prof.resolve.destroy();
+    }
     for (const b of this.#discarded) b.destroy();
     this.#discarded = [];
     this.trim();

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../../io/safetensors.ts";
 import { convertLlama2c } from "../../io/llama2c.ts";
+import { convertGguf } from "../../io/gguf_convert.ts";
 import { CausalLM } from "../../runtime/model.ts";
 import { generateTokens } from "../../runtime/generate.ts";
 import { perplexity } from "../../runtime/perplexity.ts";
@@ -246,5 +247,32 @@ Deno.test({
   fn() {
     shared?.dispose?.();
     shared = null;
+  },
+});
+
+Deno.test({
+  name: `webgpu vs wasm on SmolLM2-135M-Instruct (GGUF Q4_1 → f32), and vs transformers${skip}`,
+  ignore: !probe.ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir();
+    try {
+      const dir = `${tmp}/smollm2`;
+      await convertGguf(`${DATA}smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`, dir);
+      using g = await SafetensorsFile.open(`${DATA}smollm2/golden.safetensors`);
+      const ids = Array.from(await g.readFloat32("input_ids"));
+      const want = await g.readFloat32("logits");
+      const cpu = await outputs(dir, await wasm(), ids, 24);
+      const out = await outputs(dir, await gpu(), ids, 24);
+      compare("SmolLM2-135M", out, cpu);
+      const vsHf = rel(out.logits, want);
+      console.log(
+        `SmolLM2-135M webgpu logits vs transformers fp32: relative L2 ${vsHf.l2.toExponential(2)}`,
+      );
+      assert.ok(vsHf.l2 <= 1e-4, `webgpu logits vs transformers: ${JSON.stringify(vsHf)}`);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
   },
 });
