@@ -37,7 +37,7 @@
 #define GPTQ_API GPTQ_EXTERN __attribute__((visibility("default")))
 
 /** ABI version: bumped whenever a signature below changes (ffi.ts checks it). */
-#define GPTQ_ABI_VERSION 1
+#define GPTQ_ABI_VERSION 2
 
 /* Toolkit status codes (negative; positive codes are the runtime's). */
 #define GPTQ_E_INVALID (-1)         /* a bad argument (shape, null pointer, unsupported value) */
@@ -211,5 +211,48 @@ GPTQ_API int gptq_gptq_linear(uint64_t x, int32_t M, int32_t K, int32_t N, int32
  */
 GPTQ_API int gptq_hessian_accumulate(uint64_t h, uint64_t x, int32_t rows, int32_t K, float alpha,
                                      float beta);
+
+/* ------------------------------------------------------------------ the GPTQ solve
+ * AutoGPTQ's fasterquant in three steps (src/backends/cuda/solver.ts drives them; the host
+ * decides dead columns, the act-order permutation and the damping from gptq_solve_check):
+ *   gptq_solve_check → gptq_solve_factor (raise the damping while *status != 0xffffffff)
+ *   → gptq_solve_columns per band of rows. */
+/** Largest blocksize of gptq_solve_columns. */
+#define GPTQ_SOLVE_MAX_BLOCK 128
+/**
+ * out (device uint32 [1 + K]): out[0] = the smallest flat index i·K + j of a non-finite
+ * H[i, j] (0xffffffff when none), out[1 + i] = the bits of the f32 H[i, i]. K <= 65535.
+ */
+GPTQ_API int gptq_solve_check(uint64_t h, int32_t K, uint64_t out);
+/** Bytes of scratch gptq_solve_factor needs. */
+GPTQ_API uint64_t gptq_solve_factor_scratch_bytes(int32_t K);
+/**
+ * u [K, K] := the upper Cholesky factor U of Hp⁻¹ (Hp⁻¹ = UᵀU, strictly lower part 0), with
+ * Hp = H[perm][:, perm] whose diagonal is replaced by diag[perm[i]] + damp (diag: device f32
+ * [K], dead columns 1; perm: device int32 [K], position → original column). h is only read.
+ * *status (device uint32) := 0xffffffff on success, else the first failing pivot p of the
+ * reversed matrix (AutoGPTQ's column K − 1 − p of Hp). scratch: gptq_solve_factor_scratch_bytes.
+ */
+GPTQ_API int gptq_solve_factor(uint64_t h, int32_t K, uint64_t perm, uint64_t diag, float damp,
+                               uint64_t u, uint64_t scratch, uint64_t status);
+/** Bytes of scratch gptq_solve_columns needs for rows rows. */
+GPTQ_API uint64_t gptq_solve_columns_scratch_bytes(int32_t rows, int32_t K, int32_t blocksize);
+/**
+ * The GPTQ column loop on w [rows, K] (f32, original column order, only read) with U from
+ * gptq_solve_factor: dead (device uint8 [K], original order) columns zeroed, columns in perm
+ * order, blocks of blocksize (1..GPTQ_SOLVE_MAX_BLOCK) with lazy batch updates. bits 2/3/4/8;
+ * group_size −1 (one group per row) or > 0; static_groups takes the group parameters from the
+ * unpermuted weight up front. mse: device f32 [mse_steps] shrink factors (0/0 for min-max).
+ * Outputs: codes uint8 [rows, K] (original order), scale and zero f32 [rows, G] (groups in
+ * creation order), loss f32 [rows] (Σ (w − q)²/U[i,i]²/2 per row).
+ */
+GPTQ_API int gptq_solve_columns(uint64_t w, int32_t rows, int32_t K, uint64_t u, uint64_t perm,
+                                uint64_t dead, uint64_t mse, int32_t mse_steps, int32_t bits,
+                                int32_t group_size, int32_t sym, int32_t static_groups,
+                                int32_t blocksize, uint64_t scratch, uint64_t codes,
+                                uint64_t scale, uint64_t zero, uint64_t loss);
+/** out[m] = Σ_k (D·H)[m, k]·D[m, k] for D [M, K], H [K, K]; y is scratch [M, K] f32. */
+GPTQ_API int gptq_solve_error_sums(uint64_t h, int32_t K, uint64_t d, int32_t M, uint64_t y,
+                                   uint64_t out);
 
 #endif /* GPTQ_FFI_H */

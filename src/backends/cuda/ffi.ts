@@ -21,7 +21,7 @@
 import { GptqError } from "../../errors.ts";
 
 /** The ABI version this module speaks (`GPTQ_ABI_VERSION` in `gptq_ffi.h`). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Which build of the kernels: NVIDIA (nvcc), AMD (hipcc) or the CPU emulation used in tests. */
 export type GpuLibraryKind = "cuda" | "hip" | "hip-cpu";
@@ -56,6 +56,8 @@ export const DENSE_GEMV_MAX_ROWS = 4;
 export const GPTQ_GEMV_MAX_ROWS = 8;
 /** Largest head size of the attention kernel (`GPTQ_MAX_HEAD_DIM`). */
 export const MAX_HEAD_DIM = 256;
+/** Largest blocksize of the GPTQ column loop (`GPTQ_SOLVE_MAX_BLOCK`). */
+export const SOLVE_MAX_BLOCK = 128;
 
 const P = "u64" as const; // a device pointer or a ticket/event handle
 /** The symbols of `gptq_ffi.h`. Long waits are `nonblocking` (they run off the main thread). */
@@ -114,6 +116,34 @@ export const SYMBOLS = {
     result: "i32",
   },
   gptq_hessian_accumulate: { parameters: [P, P, "i32", "i32", "f32", "f32"], result: "i32" },
+  gptq_solve_check: { parameters: [P, "i32", P], result: "i32" },
+  gptq_solve_factor_scratch_bytes: { parameters: ["i32"], result: "u64" },
+  gptq_solve_factor: { parameters: [P, "i32", P, P, "f32", P, P, P], result: "i32" },
+  gptq_solve_columns_scratch_bytes: { parameters: ["i32", "i32", "i32"], result: "u64" },
+  gptq_solve_columns: {
+    parameters: [
+      P,
+      "i32",
+      "i32",
+      P,
+      P,
+      P,
+      P,
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      P,
+      P,
+      P,
+      P,
+      P,
+    ],
+    result: "i32",
+  },
+  gptq_solve_error_sums: { parameters: [P, "i32", P, "i32", P, P], result: "i32" },
 } as const;
 
 /** The raw symbols (every call returns a status; see {@linkcode GpuLibrary.check}). */
