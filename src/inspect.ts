@@ -329,6 +329,17 @@ async function buildReport(
       detectedGroup = groupCount === 1 ? -1 : Math.ceil(k / groupCount);
     }
   }
+  // ceil(K/g) groups fit a range of g (64 columns in 2 groups: g = 32…63), so
+  // the group count alone cannot tell; every group of g_idx but the last has g columns.
+  const withGIdx = [...qModules.keys()].find((m) => reader.has(`${m}.g_idx`));
+  if (detectedGroup !== null && detectedGroup !== -1 && withGIdx) {
+    const t = await reader.read(`${withGIdx}.g_idx`);
+    const words = int32(t.data);
+    const stride = t.dtype === "I64" ? 2 : 1; // little-endian: the low word first
+    let zeros = 0;
+    for (let i = 0; i < words.length; i += stride) if (words[i] === 0) zeros++;
+    if (zeros > 0) detectedGroup = zeros;
+  }
   if (!bitsConsistent) {
     warnings.push("qweight shapes imply different bit widths across modules");
     detectedBits = null;
@@ -338,8 +349,9 @@ async function buildReport(
   if (qModules.size > 0 || quant) {
     const quantized = [...qModules.keys()];
     const order = linearByName ? [...linearByName.keys()] : [];
+    const rank = new Map(order.map((n, i) => [n, i]));
     quantized.sort((a, b) => {
-      const ia = order.indexOf(a), ib = order.indexOf(b);
+      const ia = rank.get(a) ?? -1, ib = rank.get(b) ?? -1;
       return ia === -1 || ib === -1 ? a.localeCompare(b) : ia - ib;
     });
     const notQuantized: string[] = [];

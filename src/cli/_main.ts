@@ -65,7 +65,19 @@ export async function main(argv: string[], io?: Partial<CommandIO>): Promise<num
       return 0;
     }
     return await cmd.run(args, out);
-  } catch (e) {
+  } catch (err) {
+    let e = err;
+    // A permission Deno refused (no --allow-read/-write/-net…) is the user's to grant, not a bug.
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      e = new GptqError(
+        "PERMISSION_DENIED",
+        "permission denied: " + e.message.replace(/\s*,? run again with.*$/, ""),
+        {
+          hint: "run with the --allow-… flag it names, or -A",
+          cause: e,
+        },
+      );
+    }
     if (e instanceof GptqError) {
       if (out.json) {
         out.stdout(

@@ -49,19 +49,25 @@ export function startProgress(
   const t0 = performance.now();
   let lastPrint = -Infinity;
   let current = 0;
+  // Units done before the first update (a resumed run) are not part of the rate.
+  let base: number | null = null;
+  let printed = -1;
   const line = () => {
     const el = (performance.now() - t0) / 1000;
-    const rate = current / Math.max(el, 1e-9);
-    const eta = current > 0 ? (total - current) / rate : Infinity;
+    // No rate (and no ETA) until a second has passed: a first unit that
+    // finishes microseconds after the start would show an absurd rate.
+    const rate = el >= 1 ? (current - (base ?? 0)) / el : NaN;
+    const eta = current >= total ? 0 : rate > 0 ? (total - current) / rate : Infinity;
     const frac = total > 0 ? current / total : 1;
     const w = 24, fill = Math.round(frac * w);
     return `${label} [${"#".repeat(fill)}${"-".repeat(w - fill)}] ${current}/${total} ${unit} ` +
-      `${(frac * 100).toFixed(0)}% ${rate.toFixed(2)} ${unit}/s elapsed ${fmtTime(el)} eta ${
-        fmtTime(eta)
-      }`;
+      `${(frac * 100).toFixed(0)}% ${
+        Number.isFinite(rate) ? rate.toFixed(2) : "--"
+      } ${unit}/s elapsed ${fmtTime(el)} eta ${fmtTime(eta)}`;
   };
   return {
     update(done) {
+      base ??= done;
       current = done;
       const now = performance.now();
       if (isTty) {
@@ -69,13 +75,17 @@ export function startProgress(
           write(`\r\x1b[2K${line()}`);
           lastPrint = now;
         }
-      } else if (now - lastPrint > 5000) {
+      } else if (now - lastPrint > 5000 && done < total) {
+        // The final state is printed once, by done().
         write(line() + "\n");
         lastPrint = now;
+        printed = done;
       }
     },
     done() {
-      write(isTty ? `\r\x1b[2K${line()}\n` : line() + "\n");
+      if (isTty) write(`\r\x1b[2K${line()}\n`);
+      else if (printed !== current) write(line() + "\n");
+      printed = current;
     },
   };
 }

@@ -8,8 +8,15 @@
  * @module
  */
 
-import { Tokenizer } from "@huggingface/tokenizers";
+import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 import { fsError, GptqError } from "../errors.ts";
+import {
+  MAX_TOKENIZER_BYTES,
+  MAX_TOKENIZER_CONFIG_BYTES,
+  parseJsonText,
+  readBoundedText,
+  readJsonFile,
+} from "./_json_file.ts";
 
 /** Options of {@linkcode TextTokenizer.encode}. */
 export interface EncodeOptions {
@@ -59,6 +66,79 @@ export interface SpecialIds {
   bosTokenId?: number | null;
   /** EOS ids. */
   eosTokenIds?: readonly number[];
+}
+
+/** Tokenizer models `@huggingface/tokenizers` implements. */
+const SUPPORTED_MODELS = ["BPE", "WordPiece", "Unigram"];
+/** How far ids may run past the number of tokens (real tokenizers are dense or nearly so). */
+const MAX_ID_GAP = 1 << 16;
+
+function isId(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+/**
+ * Checks what the tokenizer library would otherwise trust: a supported model
+ * type, well-formed vocabulary entries, and token ids bounded by the
+ * vocabulary's size (the library builds an array indexed by id, so an id of
+ * 10⁹ would stall it for minutes).
+ */
+function validateTokenizerJson(tj: Json, file: string): void {
+  const fail = (reason: string, hint = "re-download or re-save the tokenizer") =>
+    new GptqError("TOKENIZER", reason, { file, hint });
+  const model = tj["model"] as Json;
+  const type = model["type"];
+  if (typeof type !== "string" || !SUPPORTED_MODELS.includes(type)) {
+    throw fail(
+      `model.type ${JSON.stringify(type ?? null)} is not supported`,
+      `supported: ${SUPPORTED_MODELS.join(", ")}`,
+    );
+  }
+  let count = 0;
+  let maxId = -1;
+  const vocab = model["vocab"];
+  if (type === "Unigram") {
+    if (!Array.isArray(vocab)) throw fail("model.vocab is not a list of [piece, score] pairs");
+    for (const [i, e] of vocab.entries()) {
+      if (!Array.isArray(e) || typeof e[0] !== "string" || typeof e[1] !== "number") {
+        throw fail(`model.vocab[${i}] is not a [piece, score] pair`);
+      }
+    }
+    count = vocab.length;
+    maxId = count - 1;
+    const unk = model["unk_id"];
+    if (unk !== undefined && unk !== null && !(isId(unk) && unk < count)) {
+      throw fail(`model.unk_id ${JSON.stringify(unk)} is not an id of the vocabulary`);
+    }
+  } else {
+    const v = obj(vocab);
+    if (!v) throw fail("model.vocab is not an object of token → id");
+    for (const [token, id] of Object.entries(v)) {
+      if (!isId(id)) {
+        throw fail(
+          `model.vocab[${JSON.stringify(token)}] is ${JSON.stringify(id)}, not a token id`,
+        );
+      }
+      count++;
+      if (id > maxId) maxId = id;
+    }
+  }
+  const added = tj["added_tokens"] ?? [];
+  if (!Array.isArray(added)) throw fail("added_tokens is not a list");
+  for (const [i, t] of added.entries()) {
+    const o = obj(t);
+    if (!o || !isId(o["id"]) || typeof o["content"] !== "string") {
+      throw fail(`added_tokens[${i}] needs a non-negative integer 'id' and a string 'content'`);
+    }
+    count++;
+    if (o["id"] > maxId) maxId = o["id"];
+  }
+  if (maxId >= count + MAX_ID_GAP) {
+    throw fail(
+      `token id ${maxId} is far beyond the vocabulary's ${count} tokens`,
+      "ids must number the vocabulary (0..size-1); fix the id in tokenizer.json",
+    );
+  }
 }
 
 /**
@@ -127,6 +207,7 @@ export class TextTokenizer {
         hint: "save the tokenizer with a fast (Rust-backed) tokenizer: tokenizer.save_pretrained()",
       });
     }
+    validateTokenizerJson(tj, source);
     // transformers >= 4.45 no longer cleans up spaces by default; the JS port still does.
     const cfg: Json = { clean_up_tokenization_spaces: false, ...(obj(tokenizerConfig) ?? {}) };
     let tok: Tokenizer;
@@ -171,7 +252,11 @@ export class TextTokenizer {
     const file = `${base}/tokenizer.json`;
     let text: string;
     try {
-      text = await Deno.readTextFile(file);
+      text = await readBoundedText(file, {
+        code: "TOKENIZER",
+        maxBytes: MAX_TOKENIZER_BYTES,
+        hint: "re-download or re-save the tokenizer",
+      });
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         let hasSp = false;
@@ -189,29 +274,17 @@ export class TextTokenizer {
       }
       throw fsError(e, file);
     }
-    let tj: unknown;
-    try {
-      tj = JSON.parse(text);
-    } catch (e) {
-      throw new GptqError("TOKENIZER", `is not valid JSON (${(e as Error).message})`, {
-        file,
-        hint: "re-download or re-save the tokenizer",
-      });
-    }
+    const tj = parseJsonText(text, file, "TOKENIZER", "re-download or re-save the tokenizer");
     let cfg: unknown = {};
     const cfgFile = `${base}/tokenizer_config.json`;
     try {
-      cfg = JSON.parse(await Deno.readTextFile(cfgFile));
+      cfg = await readJsonFile(cfgFile, {
+        code: "TOKENIZER",
+        maxBytes: MAX_TOKENIZER_CONFIG_BYTES,
+        hint: "fix or delete tokenizer_config.json",
+      });
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        if (e instanceof SyntaxError) {
-          throw new GptqError("TOKENIZER", `is not valid JSON (${e.message})`, {
-            file: cfgFile,
-            hint: "fix or delete tokenizer_config.json",
-          });
-        }
-        throw fsError(e, cfgFile);
-      }
+      if (!(e instanceof Deno.errors.NotFound)) throw fsError(e, cfgFile);
     }
     return TextTokenizer.fromJson(tj, cfg, file, ids);
   }
@@ -229,10 +302,26 @@ export class TextTokenizer {
    * @returns Token ids.
    */
   encode(text: string, opts: EncodeOptions = {}): number[] {
+    let ids: number[];
     if (text.length === 0) {
-      return opts.addSpecialTokens === false ? [] : this.#tok.encode("", {}).ids;
+      ids = opts.addSpecialTokens === false ? [] : this.#tok.encode("", {}).ids;
+    } else {
+      ids = this.#tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
     }
-    return this.#tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new GptqError(
+          "TOKENIZER",
+          `encoding produced a token with no id (${String(id)}): a merge or piece ` +
+            "names a token that is missing from the vocabulary",
+          {
+            file: this.source,
+            hint: "the tokenizer is inconsistent; re-save it with transformers",
+          },
+        );
+      }
+    }
+    return ids;
   }
 
   /**

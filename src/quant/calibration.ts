@@ -41,6 +41,49 @@ export interface Calibration {
   source: string;
   /** How they were chosen, in words (for reports). */
   method: string;
+  /** Findings worth a warning (e.g. a text file that is mostly binary). */
+  warnings?: string[];
+}
+
+/**
+ * The share of a text's characters that are undecodable bytes (U+FFFD) or
+ * control characters other than tab, newline, carriage return and form feed:
+ * near 0 for text, large for a binary file read as text.
+ *
+ * @example
+ * ```ts
+ * import { junkFraction } from "./calibration.ts";
+ * console.log(junkFraction("Once upon a time.")); // 0
+ * console.log(junkFraction("\u0000\u0001ab")); // 0.5
+ * ```
+ *
+ * @param text The decoded text.
+ * @returns A fraction in [0, 1] (0 for an empty text).
+ */
+export function junkFraction(text: string): number {
+  let junk = 0, n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xdc00 && c <= 0xdfff) continue; // second half of a surrogate pair
+    n++;
+    if (c === 0xfffd || c === 0x7f || (c < 0x20 && c !== 9 && c !== 10 && c !== 13 && c !== 12)) {
+      junk++;
+    }
+  }
+  return n === 0 ? 0 : junk / n;
+}
+
+/** Above this share of junk characters a calibration text is reported as likely binary. */
+const JUNK_WARN = 0.1;
+
+function junkWarnings(text: string, file: string): string[] {
+  const f = junkFraction(text);
+  if (f <= JUNK_WARN) return [];
+  return [
+    `${file}: ${(f * 100).toFixed(0)}% of the calibration text is undecodable bytes or control ` +
+    "characters: it looks like a binary file, and calibrating on it will hurt the quantized " +
+    "model (use plain UTF-8 text)",
+  ];
 }
 
 /**
@@ -64,6 +107,40 @@ export function calibrationParams(opts: CalibrationOptions): Required<Calibratio
     throw new GptqError("INVALID_ARGUMENT", `seqlen must be an integer ≥ 2, got ${seqlen}`);
   }
   return { nsamples, seqlen, seed };
+}
+
+/**
+ * Calibration samples from a list of texts (transformers' `GPTQConfig`
+ * `dataset=["…", "…"]`): each text is tokenized on its own (with the
+ * tokenizer's special tokens) and truncated to `seqlen`; empty ones are
+ * dropped; all the others are used, in order, as optimum does.
+ *
+ * @example
+ * ```ts ignore
+ * const cal = calibrationFromTexts(["auto-gptq is an easy-to-use model quantization library"], tok, 2048);
+ * ```
+ *
+ * @param texts The texts.
+ * @param tok The model's tokenizer.
+ * @param seqlen Largest sample length in tokens.
+ * @returns The samples.
+ */
+export function calibrationFromTexts(
+  texts: readonly string[],
+  tok: TextTokenizer,
+  seqlen: number,
+): Calibration {
+  const samples = texts.map((t) => tok.encode(t).slice(0, seqlen)).filter((s) => s.length > 0);
+  if (samples.length === 0) {
+    throw new GptqError("DATASET", "every text of the calibration list is empty", {
+      hint: "give at least one non-empty string",
+    });
+  }
+  return {
+    samples,
+    source: `(${texts.length} texts given by the caller)`,
+    method: `${samples.length} texts, each tokenized and truncated to ${seqlen} tokens`,
+  };
 }
 
 /**
@@ -123,10 +200,12 @@ export async function loadCalibration(
         hint: 'add lines like {"text": "..."}',
       });
     }
+    const warnings = junkWarnings(text, spec);
     return {
       samples,
       source: spec,
       method: `first ${samples.length} examples, truncated to ${seqlen} tokens`,
+      ...(warnings.length ? { warnings } : {}),
     };
   }
   const ids = tok.encode(text);
@@ -140,6 +219,7 @@ export async function loadCalibration(
       },
     );
   }
+  const warnings = junkWarnings(text, spec);
   const rand = mulberry32(seed);
   const span = ids.length - seqlen - 1;
   const samples: number[][] = [];
@@ -152,5 +232,6 @@ export async function loadCalibration(
     source: spec,
     method:
       `${nsamples} random windows of ${seqlen} tokens (mulberry32 seed ${seed}) from ${ids.length} tokens`,
+    ...(warnings.length ? { warnings } : {}),
   };
 }

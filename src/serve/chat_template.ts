@@ -9,7 +9,7 @@
  * @module
  */
 
-import { Template } from "@huggingface/jinja";
+import { Template } from "npm:@huggingface/jinja@0.5.11";
 import { fsError, GptqError } from "../errors.ts";
 
 /** A message as the template sees it. */
