@@ -26,7 +26,9 @@ export type GptqErrorCode =
   | "LLAMA2C"
   | "GGUF"
   | "FILE_NOT_FOUND"
+  | "PERMISSION_DENIED"
   | "OUTPUT_EXISTS"
+  | "WRITE_FAILED"
   | "INVALID_ARGUMENT"
   | "WASM"
   | "HESSIAN"
@@ -89,6 +91,8 @@ export class GptqError extends Error {
     parts.push(reason);
     let message = parts.join(" ");
     if (details.hint) message += ` (${details.hint})`;
+    // The CLI prints one line: quoted file text must not break it.
+    message = message.replace(/\s*[\r\n\u2028\u2029]+\s*/g, " ");
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = "GptqError";
     this.code = code;
@@ -117,21 +121,24 @@ export class GptqError extends Error {
  * @returns A GptqError (or `e` unchanged when it is not a file-system error).
  */
 export function fsError(e: unknown, file: string): unknown {
-  if (e instanceof Deno.errors.NotFound) {
+  // By name, not `instanceof Deno.errors.*`: the browser build's file layer
+  // (src/io/_files_web.ts) throws errors with the same names.
+  const name = e instanceof Error ? e.name : "";
+  if (name === "NotFound") {
     return new GptqError("FILE_NOT_FOUND", "no such file or directory", {
       file,
       hint: "check the path",
       cause: e,
     });
   }
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-    return new GptqError("FILE_NOT_FOUND", "permission denied", {
+  if (name === "PermissionDenied" || name === "NotCapable") {
+    return new GptqError("PERMISSION_DENIED", "permission denied", {
       file,
       hint: "run with --allow-read/--allow-write or -A",
       cause: e,
     });
   }
-  if (e instanceof Deno.errors.IsADirectory) {
+  if (name === "IsADirectory") {
     return new GptqError("FILE_NOT_FOUND", "is a directory, expected a file", { file, cause: e });
   }
   return e;

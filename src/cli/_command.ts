@@ -68,6 +68,43 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   debug: { type: "boolean", description: "show stack traces on errors" },
 };
 
+/** A value that reads as a negative number (`-1`, `-0.5`, `-1e-3`, `-.5`). */
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * `parseArgs` refuses `--group-size -1` as ambiguous (the value looks like an
+ * option). Joins a negative-number value to the option that takes it
+ * (`--group-size=-1`, `-o-1`), so the documented form works; everything
+ * after `--` is left alone.
+ */
+function joinNegativeValues(
+  argv: readonly string[],
+  options: Record<string, { type: "boolean" | "string"; short?: string }>,
+): string[] {
+  const shortToLong = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) if (o.short) shortToLong.set(o.short, name);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    const long = /^--([^=]+)$/.exec(a)?.[1];
+    const short = /^-([^-=])$/.exec(a)?.[1];
+    const name = long ?? (short === undefined ? undefined : shortToLong.get(short));
+    if (
+      name !== undefined && options[name]?.type === "string" && next !== undefined &&
+      NEGATIVE_NUMBER.test(next)
+    ) {
+      out.push(long !== undefined ? `--${long}=${next}` : `-${short}${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /**
  * Parses a command's arguments, turning parse failures into a
  * {@linkcode GptqError} with the command's usage as the hint.
@@ -89,10 +126,17 @@ export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs {
     };
   }
   try {
-    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args: joinNegativeValues(argv, options),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
     return { positionals: r.positionals, values: { ...r.values } };
   } catch (e) {
-    throw new GptqError("INVALID_ARGUMENT", (e as Error).message, {
+    // One line: parseArgs' messages span several.
+    const message = (e as Error).message.replace(/\s*\n\s*/g, " ");
+    throw new GptqError("INVALID_ARGUMENT", message, {
       hint: `usage: deno run -A cli.ts ${cmd.usage.split("\n")[0]}; see --help`,
     });
   }
@@ -152,10 +196,15 @@ function boundedOption(
   const ok = typeof v === "string" && v.trim() !== "" &&
     (integer ? Number.isInteger(n) : Number.isFinite(n)) && n >= min && n <= max;
   if (!ok) {
-    throw new GptqError(
-      "INVALID_ARGUMENT",
-      `--${name} must be ${integer ? "an integer" : "a number"} in [${min}, ${max}], got '${v}'`,
-    );
+    const kind = integer ? "an integer" : "a number";
+    const range = min === -Infinity && max === Infinity
+      ? ""
+      : max === Infinity
+      ? ` ≥ ${min}`
+      : min === -Infinity
+      ? ` ≤ ${max}`
+      : ` in [${min}, ${max}]`;
+    throw new GptqError("INVALID_ARGUMENT", `--${name} must be ${kind}${range}, got '${v}'`);
   }
   return n;
 }

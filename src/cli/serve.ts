@@ -10,7 +10,7 @@
 import { GptqError } from "../errors.ts";
 import { loadModel } from "../load_model.ts";
 import { loadChatTemplate } from "../serve/chat_template.ts";
-import { serve } from "../serve/server.ts";
+import { type RunningServer, serve } from "../serve/server.ts";
 import {
   BACKEND_OPTION,
   backendOption,
@@ -30,7 +30,9 @@ export const serveCommand: Command = {
   summary: "serve a model over an OpenAI-compatible HTTP API (completions, chat, streaming)",
   usage:
     "serve MODEL [--port 8080] [--host 127.0.0.1] [--model-name NAME] [--chat-template FILE] " +
-    "[--max-body-bytes 1048576] [--max-prompt-tokens N] [--max-tokens-limit N]",
+    "[--max-body-bytes 1048576] [--max-prompt-tokens N] [--max-tokens-limit N] " +
+    "[--max-connections 128] [--header-timeout-ms 10000] [--idle-timeout-ms 60000] " +
+    "[--prompt-timeout-ms 2000]",
   examples: [
     "serve ./stories260K-hf --port 8080",
     "serve ./Qwen2-0.5B-Instruct-GPTQ --host 0.0.0.0 --port 8000 --max-tokens-limit 512",
@@ -74,6 +76,27 @@ export const serveCommand: Command = {
       valueName: "N",
       description: "largest max_tokens a request may ask for, else 400 (default: the context)",
     },
+    "max-connections": {
+      type: "string",
+      valueName: "N",
+      description: "most open connections; one more gets 503 and is closed (default 128)",
+    },
+    "header-timeout-ms": {
+      type: "string",
+      valueName: "MS",
+      description: "time a client has to send a request's headers (default 10000)",
+    },
+    "idle-timeout-ms": {
+      type: "string",
+      valueName: "MS",
+      description: "time a keep-alive connection may idle between requests (default 60000)",
+    },
+    "prompt-timeout-ms": {
+      type: "string",
+      valueName: "MS",
+      description: "budget of rendering the chat template and tokenizing one prompt, " +
+        "else 400 (default 2000; the memory budget is 256 MiB)",
+    },
     backend: BACKEND_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
     revision: REVISION_OPTION,
@@ -90,6 +113,10 @@ export const serveCommand: Command = {
     const maxBodyBytes = intOption(args, "max-body-bytes", 1 << 20, 1);
     const maxPromptTokens = intOption(args, "max-prompt-tokens", Infinity, 1);
     const maxTokensLimit = intOption(args, "max-tokens-limit", Infinity, 1);
+    const maxConnections = intOption(args, "max-connections", 128, 1, 100_000);
+    const headerTimeoutMs = intOption(args, "header-timeout-ms", 10_000, 100, 3_600_000);
+    const idleTimeoutMs = intOption(args, "idle-timeout-ms", 60_000, 100, 3_600_000);
+    const promptTimeoutMs = intOption(args, "prompt-timeout-ms", 2000, 10, 600_000);
     const given = dir.replace(/\/+$/, "");
     const base = (await resolveModelArg(given, args, io)).replace(/\/+$/, "");
     const hubId = base === given ? null : parseHubId(given);
@@ -115,7 +142,7 @@ export const serveCommand: Command = {
     const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
     for (const s of signals) Deno.addSignalListener(s, stop);
     try {
-      let server: Deno.HttpServer<Deno.NetAddr>;
+      let server: RunningServer;
       try {
         server = serve({
           model,
@@ -124,6 +151,10 @@ export const serveCommand: Command = {
           maxBodyBytes,
           maxPromptTokens: Math.min(maxPromptTokens, ctx),
           maxTokensLimit: Math.min(maxTokensLimit, ctx),
+          maxConnections,
+          headerTimeoutMs,
+          idleTimeoutMs,
+          promptTimeoutMs,
           port,
           hostname,
           signal: ac.signal,

@@ -163,16 +163,26 @@ function optNumber(
   const v = body[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) {
-    throw bad(`'${key}' must be ${range}, got ${JSON.stringify(v)}`, key);
+    throw bad(`'${key}' must be ${range}, got ${JSON.stringify(v)?.slice(0, 64)}`, key);
   }
   return v;
 }
 
-function optInt(body: Json, key: string, min: number): number | undefined {
+/** Longest stop string accepted (characters). */
+const MAX_STOP_CHARS = 256;
+/** Longest role name accepted (characters). */
+const MAX_ROLE_CHARS = 64;
+
+function optInt(body: Json, key: string, min: number, note = ""): number | undefined {
   const v = body[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
-    throw bad(`'${key}' must be an integer ≥ ${min}, got ${JSON.stringify(v)}`, key);
+    throw bad(
+      `'${key}' must be an integer ≥ ${min}${note ? ` ${note}` : ""}, got ${
+        JSON.stringify(v)?.slice(0, 64)
+      }`,
+      key,
+    );
   }
   return v;
 }
@@ -203,18 +213,49 @@ function parseSampling(body: Json, chat: boolean): SamplingParams {
     : optInt(body, "max_tokens", 1);
   const temperature = optNumber(body, "temperature", 1, (t) => t >= 0 && t <= 2, "in [0, 2]");
   const topP = optNumber(body, "top_p", 1, (p) => p > 0 && p <= 1, "in (0, 1]");
-  const topK = body["top_k"] === -1 ? 0 : optInt(body, "top_k", 0) ?? 0;
+  // vLLM's convention: -1 (and 0) turn top-k off; anything below -1 is an error.
+  const topK = Math.max(0, optInt(body, "top_k", -1, "(0 or -1 turn top-k off, as in vLLM)") ?? 0);
   const seed = optInt(body, "seed", -Number.MAX_SAFE_INTEGER) ?? 0;
+  // Accepted for compatibility and ignored: checked all the same, so a typo is not silent.
+  for (const key of ["presence_penalty", "frequency_penalty"]) {
+    optNumber(body, key, 0, (x) => x >= -2 && x <= 2, "a number in [-2, 2]");
+  }
+  optNumber(body, "repetition_penalty", 1, (x) => x === 1, "1 (not supported otherwise)");
+  if (body["user"] !== undefined && body["user"] !== null && typeof body["user"] !== "string") {
+    throw bad("'user' must be a string", "user");
+  }
+  const lb = body["logit_bias"];
+  if (lb !== undefined && lb !== null && (!isObject(lb) || Object.keys(lb).length > 0)) {
+    throw bad(
+      "'logit_bias' is not supported by this server",
+      "logit_bias",
+      "unsupported_parameter",
+    );
+  }
+  const rf = body["response_format"];
+  if (rf !== undefined && rf !== null && !(isObject(rf) && rf["type"] === "text")) {
+    throw bad(
+      'only \'response_format\' {"type": "text"} is supported',
+      "response_format",
+      "unsupported_parameter",
+    );
+  }
   let stop: string[] = [];
   const s = body["stop"];
-  if (typeof s === "string") stop = [s];
+  if (typeof s === "string" && s.length <= MAX_STOP_CHARS) stop = [s];
   else if (Array.isArray(s)) {
-    if (s.length > 4 || !s.every((x) => typeof x === "string")) {
-      throw bad("'stop' must be a string or a list of at most 4 strings", "stop");
+    if (s.length > 4 || !s.every((x) => typeof x === "string" && x.length <= MAX_STOP_CHARS)) {
+      throw bad(
+        `'stop' must be a string or a list of at most 4 strings of at most ${MAX_STOP_CHARS} characters`,
+        "stop",
+      );
     }
     stop = s as string[];
   } else if (s !== undefined && s !== null) {
-    throw bad("'stop' must be a string or a list of at most 4 strings", "stop");
+    throw bad(
+      `'stop' must be a string or a list of at most 4 strings of at most ${MAX_STOP_CHARS} characters`,
+      "stop",
+    );
   }
   stop = stop.filter((x) => x.length > 0);
   const stream = body["stream"] ?? false;
@@ -223,7 +264,11 @@ function parseSampling(body: Json, chat: boolean): SamplingParams {
   if (so !== undefined && so !== null && !isObject(so)) {
     throw bad("'stream_options' must be an object", "stream_options");
   }
-  const includeUsage = isObject(so) && so["include_usage"] === true;
+  const iu = isObject(so) ? so["include_usage"] : undefined;
+  if (iu !== undefined && iu !== null && typeof iu !== "boolean") {
+    throw bad("'stream_options.include_usage' must be a boolean", "stream_options.include_usage");
+  }
+  const includeUsage = iu === true;
   const ignoreEos = body["ignore_eos"] ?? false;
   if (typeof ignoreEos !== "boolean") throw bad("'ignore_eos' must be a boolean", "ignore_eos");
   return {
@@ -333,6 +378,12 @@ export function parseChatRequest(body: unknown): ChatParams {
   const messages = msgs.map((m, i): ChatMessage => {
     if (!isObject(m) || typeof m["role"] !== "string") {
       throw bad(`messages[${i}] must be an object with a string 'role'`, "messages");
+    }
+    if (m["role"].length === 0 || m["role"].length > MAX_ROLE_CHARS) {
+      throw bad(`messages[${i}].role must be 1 to ${MAX_ROLE_CHARS} characters`, "messages");
+    }
+    if (m["name"] !== undefined && m["name"] !== null && typeof m["name"] !== "string") {
+      throw bad(`messages[${i}].name must be a string`, "messages");
     }
     return { ...m, role: m["role"], content: messageText(m["content"], i) };
   });

@@ -156,3 +156,55 @@ Deno.test("openai: response and chunk shapes follow the OpenAI API", () => {
   assert.equal(new OpenAIError(404, "x").type, "not_found_error");
   assert.equal(new OpenAIError(500, "x").type, "server_error");
 });
+
+Deno.test("openai: every field is checked for type and range (issue 15, case 15)", () => {
+  rejects400(() => parseCompletionRequest({ prompt: "x", top_k: -2 }), "top_k");
+  // vLLM's "off" value is accepted and means off.
+  assert.equal(parseCompletionRequest({ prompt: "x", top_k: -1 }).topK, 0);
+  rejects400(() => parseCompletionRequest({ prompt: "x", top_k: 1.5 }), "top_k");
+  rejects400(
+    () => parseCompletionRequest({ prompt: "x", stream_options: { include_usage: "x" } }),
+    "stream_options.include_usage",
+  );
+  rejects400(
+    () => parseCompletionRequest({ prompt: "x", presence_penalty: 3 }),
+    "presence_penalty",
+  );
+  rejects400(
+    () => parseCompletionRequest({ prompt: "x", frequency_penalty: "0" }),
+    "frequency_penalty",
+  );
+  rejects400(
+    () => parseCompletionRequest({ prompt: "x", repetition_penalty: 1.2 }),
+    "repetition_penalty",
+  );
+  rejects400(() => parseCompletionRequest({ prompt: "x", user: 5 }), "user");
+  rejects400(() => parseCompletionRequest({ prompt: "x", logit_bias: { "1": 5 } }), "logit_bias");
+  rejects400(
+    () => parseCompletionRequest({ prompt: "x", response_format: { type: "json_object" } }),
+    "response_format",
+  );
+  rejects400(() => parseCompletionRequest({ prompt: "x", stop: "x".repeat(257) }), "stop");
+  rejects400(() => parseCompletionRequest({ prompt: "x", seed: 2 ** 60 }), "seed");
+  rejects400(() => parseChatRequest({ messages: [{ role: "", content: "a" }] }), "messages");
+  rejects400(
+    () => parseChatRequest({ messages: [{ role: "r".repeat(65), content: "a" }] }),
+    "messages",
+  );
+  rejects400(
+    () => parseChatRequest({ messages: [{ role: "user", content: "a", name: 3 }] }),
+    "messages",
+  );
+  // The neutral values stay accepted.
+  const ok = parseCompletionRequest({
+    prompt: "x",
+    top_k: 0,
+    presence_penalty: 0,
+    frequency_penalty: -2,
+    logit_bias: {},
+    response_format: { type: "text" },
+    stream_options: { include_usage: false },
+  });
+  assert.equal(ok.topK, 0);
+  assert.equal(ok.includeUsage, false);
+});

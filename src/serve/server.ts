@@ -16,7 +16,6 @@
  * @module
  */
 
-import { GptqError } from "../errors.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { type GenerateStats, generateTokens } from "../runtime/generate.ts";
 import type { CausalLM } from "../runtime/model.ts";
@@ -38,6 +37,9 @@ import {
 import { FifoQueue } from "./_queue.ts";
 import { StopFilter } from "./_stop.ts";
 import { createTicker } from "./_ticker.ts";
+import { PromptPreparer } from "./_prep_pool.ts";
+import { maxTokenBytes, preparePrompt, type PrepRequest } from "./_prompt_prep.ts";
+import { serveGuarded } from "./_conn_guard.ts";
 
 /** The model a server runs: what {@linkcode loadModel} returns fits. */
 export interface ServedModel {
@@ -65,6 +67,16 @@ export interface ServerOptions {
   maxTokensLimit?: number;
   /** Where to write one line per request. Default: nowhere. */
   log?: (line: string) => void;
+  /**
+   * The folder whose `tokenizer.json` the preparation Worker loads. Default:
+   * the folder of `model.tokenizer.source`; without one, prompts are
+   * prepared on the main thread (no budgets).
+   */
+  tokenizerDir?: string;
+  /** Time budget of rendering the chat template and tokenizing one prompt (else 400). Default 2000 ms. */
+  promptTimeoutMs?: number;
+  /** Memory budget of the same, as growth of resident memory (else 400). Default 256 MiB. */
+  promptMemoryBytes?: number;
 }
 
 /** Counters shown by `GET /health`. */
@@ -98,6 +110,8 @@ export interface OpenAIServer {
    * @returns A snapshot.
    */
   stats(): ServerStats;
+  /** Stops the prompt preparation Worker (a later request starts it again). */
+  close(): void;
 }
 
 /** One validated, tokenized generation request. */
@@ -199,10 +213,38 @@ export function createServer(opts: ServerOptions): OpenAIServer {
 
   const stats = (): ServerStats => ({ ...counters, queued: queue.waiting });
 
-  function promptIds(p: CompletionParams | ChatParams): number[] {
+  const tokDir = opts.tokenizerDir ??
+    (tok.source.endsWith("/tokenizer.json")
+      ? tok.source.slice(0, -"/tokenizer.json".length)
+      : null);
+  const budget = {
+    timeoutMs: opts.promptTimeoutMs ?? 2000,
+    memoryBytes: opts.promptMemoryBytes ?? 256 * 2 ** 20,
+  };
+  let preparer: Promise<PromptPreparer | null> | null = null;
+  let inlineMaxBytes: number | null = null;
+  /** The Worker that renders and tokenizes prompts, started by the first request. */
+  function getPreparer(): Promise<PromptPreparer | null> {
+    if (preparer) return preparer;
+    const t = opts.chatTemplate ?? null;
+    preparer = tokDir === null ? Promise.resolve(null) : PromptPreparer.start({
+      type: "init",
+      tokenizerDir: tokDir,
+      ids: { bosTokenId: tok.bosTokenId, eosTokenIds: [...tok.eosTokenIds] },
+      template: t &&
+        { text: t.text, source: t.source, bosToken: t.bosToken, eosToken: t.eosToken },
+    }, budget).catch((e) => {
+      log(`prompts are prepared on the main thread: ${(e as Error).message}`);
+      return null;
+    });
+    return preparer;
+  }
+
+  async function promptIds(p: CompletionParams | ChatParams): Promise<number[]> {
     let ids: number[];
-    if (p.kind === "chat") {
-      if (!opts.chatTemplate) {
+    const limit = Math.min(maxPrompt, ctx - 1);
+    if (p.kind === "chat" || typeof p.prompt === "string") {
+      if (p.kind === "chat" && !opts.chatTemplate) {
         throw new OpenAIError(
           400,
           `model '${opts.modelId}' has no chat template (no chat_template in its ` +
@@ -211,19 +253,31 @@ export function createServer(opts: ServerOptions): OpenAIServer {
           { param: "messages", code: "no_chat_template" },
         );
       }
-      let text: string;
-      try {
-        text = opts.chatTemplate.render(p.messages, { addGenerationPrompt: true });
-      } catch (e) {
-        if (e instanceof GptqError) {
-          throw new OpenAIError(400, e.reason, { param: "messages", code: "invalid_messages" });
-        }
-        throw e;
+      const param = p.kind === "chat" ? "messages" : "prompt";
+      const prep = await getPreparer();
+      const perToken = prep?.maxTokenBytes ?? (inlineMaxBytes ??= maxTokenBytes(tok));
+      // Refuse what cannot fit before any tokenizing: no token stands for more
+      // than `perToken` UTF-8 bytes, and a text has at least as many bytes as
+      // UTF-16 code units, so C code units are at least C / perToken tokens
+      // (an O(1) bound: even measuring the bytes of 1 MB takes long cold).
+      const chars = p.kind === "chat"
+        ? p.messages.reduce((a, m) => a + m.content.length + m.role.length, 0)
+        : (p.prompt as string).length;
+      const atLeast = Math.ceil(chars / perToken);
+      if (atLeast > limit) {
+        throw new OpenAIError(
+          400,
+          `the prompt is ${chars} characters, so at least ${atLeast} tokens; this server accepts at ` +
+            `most ${limit} (the model's context is ${ctx} tokens): shorten the prompt`,
+          { param, code: "context_length_exceeded" },
+        );
       }
-      // The template writes the special tokens itself, as apply_chat_template does.
-      ids = tok.encode(text, { addSpecialTokens: false });
-    } else if (typeof p.prompt === "string") {
-      ids = tok.encode(p.prompt);
+      const req: PrepRequest = p.kind === "chat"
+        ? { kind: "chat", messages: p.messages }
+        : { kind: "completion", prompt: p.prompt as string };
+      const r = prep ? await prep.prepare(req) : preparePrompt(tok, opts.chatTemplate ?? null, req);
+      if (!r.ok) throw new OpenAIError(r.status, r.message, { param, code: r.code });
+      ids = r.ids;
     } else {
       ids = p.prompt;
       const vocab = lm.config.vocabSize;
@@ -246,7 +300,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
     return ids;
   }
 
-  function prepare(p: CompletionParams | ChatParams): Job {
+  async function prepare(p: CompletionParams | ChatParams): Promise<Job> {
     if (p.model !== undefined && p.model !== opts.modelId) {
       throw new OpenAIError(
         404,
@@ -261,7 +315,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
         { param: "max_tokens", code: "invalid_value" },
       );
     }
-    const ids = promptIds(p);
+    const ids = await promptIds(p);
     if (ids.length > maxPrompt || ids.length >= ctx) {
       throw new OpenAIError(
         400,
@@ -447,7 +501,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
       });
     }
     const params = kind === "chat" ? parseChatRequest(body) : parseCompletionRequest(body);
-    const job = prepare(params);
+    const job = await prepare(params);
     if (params.stream) return streamResponse(job, req, opts.modelId, t0);
     const meta = newMeta(kind, opts.modelId);
     const out = await run(job, req.signal, () => {});
@@ -511,7 +565,27 @@ export function createServer(opts: ServerOptions): OpenAIServer {
     }
   }
 
-  return { handler, stats };
+  function close(): void {
+    const p = preparer;
+    preparer = null;
+    p?.then((w) => w?.close());
+  }
+
+  return { handler, stats, close };
+}
+
+/** A server started by {@linkcode serve}. */
+export interface RunningServer {
+  /** The address it listens on. */
+  readonly addr: Deno.NetAddr;
+  /** Settles once the server has shut down. */
+  readonly finished: Promise<void>;
+  /**
+   * Stops accepting, closes every connection and stops the server.
+   *
+   * @returns A promise that settles once done.
+   */
+  shutdown(): Promise<void>;
 }
 
 /** Options of {@linkcode serve}. */
@@ -522,6 +596,12 @@ export interface ServeOptions extends ServerOptions {
   hostname?: string;
   /** Aborting it shuts the server down. */
   signal?: AbortSignal;
+  /** Most connections open at once; one more gets 503 and is closed. Default 128. */
+  maxConnections?: number;
+  /** Milliseconds a client has to send a request's headers before it is closed. Default 10000. */
+  headerTimeoutMs?: number;
+  /** Milliseconds a keep-alive connection may idle between requests. Default 60000. */
+  idleTimeoutMs?: number;
   /**
    * Called once listening.
    *
@@ -531,7 +611,8 @@ export interface ServeOptions extends ServerOptions {
 }
 
 /**
- * Starts an OpenAI-compatible server with `Deno.serve`.
+ * Starts an OpenAI-compatible server: `Deno.serve` behind connection limits
+ * (an open-connection cap, header and idle timeouts).
  *
  * @example
  * ```ts ignore
@@ -549,12 +630,18 @@ export interface ServeOptions extends ServerOptions {
  * @param opts The model, limits and address.
  * @returns The running server.
  */
-export function serve(opts: ServeOptions): Deno.HttpServer<Deno.NetAddr> {
-  const { handler } = createServer(opts);
-  return Deno.serve({
-    port: opts.port ?? 8080,
+export function serve(opts: ServeOptions): RunningServer {
+  const srv = createServer(opts);
+  const running = serveGuarded({
     hostname: opts.hostname ?? "127.0.0.1",
+    port: opts.port ?? 8080,
+    maxConnections: opts.maxConnections ?? 128,
+    headerTimeoutMs: opts.headerTimeoutMs ?? 10_000,
+    idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
     onListen: (addr) => opts.onListen?.({ hostname: addr.hostname, port: addr.port }),
-  }, (req) => handler(req));
+  }, srv.handler);
+  running.finished.then(() => srv.close());
+  return running;
 }

@@ -24,9 +24,11 @@ async function withServer(
   const dir = await Deno.makeTempDir();
   await writeDemoModel(`${dir}/demo`);
   const m = await loadModel(`${dir}/demo`);
+  const srv = createServer({ model: m, modelId: "demo", ...opts });
   try {
-    await fn(createServer({ model: m, modelId: "demo", ...opts }), m);
+    await fn(srv, m);
   } finally {
+    srv.close();
     m.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -260,4 +262,62 @@ Deno.test("server: prompt plus max_tokens beyond the context is a 400", async ()
     assert.equal(res.status, 400);
     assert.equal((await res.json()).error.code, "context_length_exceeded");
   });
+});
+
+Deno.test("server: huge prompts are refused before tokenizing; templates run off the loop under a budget (issue 15)", async () => {
+  const hostile = createChatTemplate(
+    "{% if messages[0]['content'] == 'LOOP' %}{% for i in range(30000000) %}{% endfor %}{% endif %}" +
+      CHATML,
+    { source: "hostile.jinja" },
+  );
+  await withServer(
+    { chatTemplate: hostile, maxBodyBytes: 4 << 20, promptTimeoutMs: 500 },
+    async (srv) => {
+      // Warm up (starts the preparation Worker).
+      const warm = await srv.handler(post("/v1/completions", { prompt: "Hi", max_tokens: 1 }));
+      assert.equal(warm.status, 200);
+      await warm.text();
+      let lag = 0, last = performance.now();
+      const tick = setInterval(() => {
+        const now = performance.now();
+        lag = Math.max(lag, now - last);
+        last = now;
+      }, 5);
+      try {
+        const huge = "Once upon a time, a cat sat on a mat. ".repeat(27_000);
+        const t0 = performance.now();
+        const r = await srv.handler(post("/v1/completions", { prompt: huge }));
+        const body = await r.json();
+        assert.equal(r.status, 400, JSON.stringify(body));
+        assert.equal(body.error.code, "context_length_exceeded");
+        assert.match(body.error.message, /the prompt is \d+ characters, so at least \d+ tokens/);
+        const hugeMs = performance.now() - t0;
+        const t1 = performance.now();
+        const h = await srv.handler(
+          post("/v1/chat/completions", { messages: [{ role: "user", content: "LOOP" }] }),
+        );
+        const hb = await h.json();
+        const loopMs = performance.now() - t1;
+        assert.equal(h.status, 400, JSON.stringify(hb));
+        assert.equal(hb.error.code, "prompt_budget_exceeded");
+        assert.match(hb.error.message, /took more than 500 ms/);
+        console.log(
+          `1 MB prompt refused in ${hugeMs.toFixed(0)} ms; hostile template refused in ` +
+            `${loopMs.toFixed(0)} ms; worst event-loop gap meanwhile ${lag.toFixed(0)} ms`,
+        );
+        // The loop that answers /health was never held for long (the template alone runs for seconds).
+        assert.ok(lag < 250, `event loop blocked for ${lag.toFixed(0)} ms`);
+      } finally {
+        clearInterval(tick);
+      }
+      // A fresh Worker serves the next chat.
+      const ok = await srv.handler(
+        post("/v1/chat/completions", {
+          messages: [{ role: "user", content: "Hi" }],
+          max_tokens: 2,
+        }),
+      );
+      assert.equal(ok.status, 200, await ok.text());
+    },
+  );
 });
