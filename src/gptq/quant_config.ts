@@ -10,6 +10,8 @@
  */
 
 import { GptqError } from "../errors.ts";
+import { MAX_CONFIG_BYTES, readJsonFile } from "../io/_json_file.ts";
+import { isNotFound } from "../io/_files.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
 import type { Bits } from "./pack.ts";
 
@@ -430,22 +432,17 @@ const SYNONYMS: Map<string, string> = new Map([
 ]);
 
 async function readJson(path: string): Promise<unknown | undefined> {
-  let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    return await readJsonFile(path, {
+      code: "QUANT_CONFIG",
+      maxBytes: MAX_CONFIG_BYTES,
+      hint: "fix or delete the file",
+    });
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (isNotFound(e)) return undefined;
+    if (e instanceof GptqError) throw e;
     throw new GptqError("QUANT_CONFIG", `cannot read: ${(e as Error).message}`, {
       file: path,
-      cause: e,
-    });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new GptqError("QUANT_CONFIG", `not valid JSON (${(e as Error).message})`, {
-      file: path,
-      hint: "fix or delete the file",
       cause: e,
     });
   }
@@ -520,13 +517,9 @@ export async function readQuantizeConfigFromFolder(
   const warnings = [...primary.cfg.warnings];
   if (configWarning) warnings.push(configWarning);
   if (isObject(block)) {
-    let other: QuantizeConfig | undefined;
-    try {
-      other = parseQuantizeConfig(block, `${configPath} (quantization_config)`);
-    } catch (e) {
-      warnings.push(`${configPath} quantization_config is invalid: ${(e as Error).message}`);
-    }
-    if (other) {
+    // Both are checked: an invalid block is an error even though the first file wins.
+    const other = parseQuantizeConfig(block, `${configPath} (quantization_config)`);
+    {
       const rawA = primary.raw;
       const rawB = block;
       const present = (raw: Record<string, unknown>, k: string) => {

@@ -10,8 +10,18 @@
  */
 
 import { fsError, GptqError } from "../errors.ts";
-import { type RawTensor, readExactAt, SafetensorsFile, type TensorInfo } from "./safetensors.ts";
+import { type RawTensor, SafetensorsFile, type TensorInfo } from "./safetensors.ts";
+import {
+  type ByteSource,
+  type FileStat,
+  isNotFound,
+  listFiles,
+  openFile,
+  statPath,
+} from "./_files.ts";
+import { readSourceExact } from "./_read_exact.ts";
 import { toFloat32 } from "./dtype.ts";
+import { MAX_INDEX_BYTES, oneLine, readJsonFile } from "./_json_file.ts";
 
 /** Where a tensor lives: its {@linkcode TensorInfo} and the shard file's path. */
 export interface CheckpointTensorInfo extends TensorInfo {
@@ -35,7 +45,7 @@ interface Shard {
   mtime: number | null;
   metadata: Record<string, string>;
   count: number;
-  handle: Deno.FsFile | null;
+  handle: ByteSource | null;
   queue: Promise<unknown>;
   busy: boolean;
 }
@@ -47,13 +57,39 @@ function join(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }
 
-async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+async function statOrNull(path: string): Promise<FileStat | null> {
   try {
-    return await Deno.stat(path);
+    return await statPath(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw fsError(e, path);
+    if (isNotFound(e)) return null;
+    const err = fsError(e, path);
+    if (err instanceof GptqError) throw err;
+    throw new GptqError("FILE_NOT_FOUND", `cannot be read (${oneLine((e as Error).message)})`, {
+      file: path,
+      hint: "check the path",
+      cause: e,
+    });
   }
+}
+
+/** Longest file name (bytes) common file systems accept. */
+const MAX_NAME_BYTES = 255;
+
+/** Why a shard name in an index is not a plain file name next to it, or null when it is. */
+function badShardName(name: string): string | null {
+  if (name.includes("/") || name.includes("\\")) {
+    return name.split(/[/\\]/).some((p) => p === "..") || name.startsWith("/")
+      ? "points outside the folder"
+      : "is a path, not a file name";
+  }
+  if (name === "." || name === "..") return "is not a file name";
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return "contains a control character";
+  if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) {
+    return `is longer than ${MAX_NAME_BYTES} bytes`;
+  }
+  if (!name.endsWith(".safetensors")) return "is not a .safetensors file";
+  return null;
 }
 
 function indexError(file: string, reason: string, hint?: string): GptqError {
@@ -161,7 +197,7 @@ export class CheckpointReader implements Disposable {
       shard.busy = true;
       try {
         const handle = await this.#handle(shard);
-        return await readExactAt(handle, info.offset, info.byteLength, shard.path, name);
+        return await readSourceExact(handle, info.offset, info.byteLength, shard.path, name);
       } finally {
         shard.busy = false;
       }
@@ -209,7 +245,7 @@ export class CheckpointReader implements Disposable {
     return t;
   }
 
-  async #handle(shard: Shard): Promise<Deno.FsFile> {
+  async #handle(shard: Shard): Promise<ByteSource> {
     if (this.#closed) {
       throw new GptqError("INVALID_ARGUMENT", "checkpoint is closed", { file: this.path });
     }
@@ -222,11 +258,11 @@ export class CheckpointReader implements Disposable {
       }
       return shard.handle;
     }
-    let file: Deno.FsFile;
+    let file: ByteSource;
     try {
-      file = await Deno.open(shard.path, { read: true });
+      file = await openFile(shard.path);
       const st = await file.stat();
-      const mtime = st.mtime?.getTime() ?? null;
+      const mtime = st.mtime;
       if (st.size !== shard.size || mtime !== shard.mtime) {
         file.close();
         throw new GptqError("SAFETENSORS_HEADER", "file changed since the checkpoint was opened", {
@@ -263,7 +299,7 @@ async function loadShard(path: string): Promise<{ shard: Shard; infos: TensorInf
       shard: {
         path,
         size: f.size,
-        mtime: st?.mtime?.getTime() ?? null,
+        mtime: st?.mtime ?? null,
         metadata: f.metadata,
         count: 0,
         handle: null,
@@ -292,17 +328,16 @@ async function openSingle(file: string): Promise<Parts> {
 }
 
 async function openIndex(indexPath: string): Promise<Parts> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(indexPath);
-  } catch (e) {
-    throw fsError(e, indexPath);
-  }
+  const hint = "the index does not match the shard files; re-download or re-export the checkpoint";
   let obj: unknown;
   try {
-    obj = JSON.parse(text);
+    obj = await readJsonFile(indexPath, {
+      code: "SAFETENSORS_INDEX",
+      maxBytes: MAX_INDEX_BYTES,
+      hint,
+    });
   } catch (e) {
-    throw indexError(indexPath, `not valid JSON (${(e as Error).message})`);
+    throw fsError(e, indexPath);
   }
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
     throw indexError(indexPath, "not a JSON object");
@@ -317,13 +352,12 @@ async function openIndex(indexPath: string): Promise<Parts> {
     if (typeof file !== "string" || file === "") {
       throw indexError(indexPath, `weight_map['${tensor}'] is not a file name`);
     }
-    if (
-      file.startsWith("/") || file.includes("\\") || file.split("/").some((p) => p === "..")
-    ) {
+    const why = badShardName(file);
+    if (why !== null) {
       throw indexError(
         indexPath,
-        `weight_map['${tensor}'] = ${JSON.stringify(file)} points outside the folder`,
-        "shard files must sit next to the index",
+        `weight_map['${oneLine(tensor, 120)}'] = ${oneLine(JSON.stringify(file), 120)} ${why}`,
+        "shard names must be plain .safetensors file names next to the index",
       );
     }
     let list = byFile.get(file);
@@ -391,11 +425,9 @@ async function findParts(pathOrDir: string): Promise<Parts> {
   if (!st.isDirectory) {
     throw new GptqError("FILE_NOT_FOUND", "is neither a file nor a folder", { file: pathOrDir });
   }
-  const names: string[] = [];
+  let names: string[];
   try {
-    for await (const e of Deno.readDir(pathOrDir)) {
-      if (e.isFile || e.isSymlink) names.push(e.name);
-    }
+    names = await listFiles(pathOrDir);
   } catch (e) {
     throw fsError(e, pathOrDir);
   }

@@ -11,7 +11,9 @@
 
 import { findArch } from "../arch/registry.ts";
 import type { ArchSpec } from "../arch/spec.ts";
-import { fsError, GptqError } from "../errors.ts";
+import { GptqError } from "../errors.ts";
+import { MAX_CONFIG_BYTES, parseJsonText, readBoundedText } from "./_json_file.ts";
+import { isNotFound } from "./_files.ts";
 
 /** RoPE frequency scaling (`rope_scaling` / `rope_parameters`). */
 export interface RopeScaling {
@@ -113,7 +115,29 @@ function bad(file: string, key: string, value: unknown, want: string): GptqError
   });
 }
 
-function posInt(raw: Raw, keys: readonly string[], file: string, fallback?: number): number {
+/**
+ * Upper bounds of the size fields, far above any real model (the largest have
+ * about 130 layers, 256k-token vocabularies and 16k-wide hidden states) and
+ * low enough that no size derived from them overflows or stalls a loop
+ * before the weights are checked.
+ */
+const MAX_SIZE = {
+  hidden: 1 << 20,
+  layers: 1 << 14,
+  heads: 1 << 14,
+  headDim: 1 << 14,
+  intermediate: 1 << 22,
+  vocab: 1 << 24,
+  positions: 1 << 24,
+} as const;
+
+function posInt(
+  raw: Raw,
+  keys: readonly string[],
+  file: string,
+  fallback?: number,
+  max: number = Number.MAX_SAFE_INTEGER,
+): number {
   const hit = first(raw, keys);
   if (!hit) {
     if (fallback !== undefined) return fallback;
@@ -128,6 +152,7 @@ function posInt(raw: Raw, keys: readonly string[], file: string, fallback?: numb
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
     throw bad(file, k, v, "a positive integer");
   }
+  if (v > max) throw bad(file, k, v, `a positive integer of at most ${max}`);
   return v;
 }
 
@@ -256,10 +281,17 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     ? archs.filter((x): x is string => typeof x === "string")
     : [];
 
-  const hiddenSize = posInt(raw, ["hidden_size", "n_embd", "d_model"], file);
-  const numLayers = posInt(raw, ["num_hidden_layers", "n_layer", "num_layers"], file);
-  const numHeads = posInt(raw, ["num_attention_heads", "n_head"], file);
-  const numKvHeads = posInt(raw, ["num_key_value_heads"], file, numHeads);
+  const M = MAX_SIZE;
+  const hiddenSize = posInt(raw, ["hidden_size", "n_embd", "d_model"], file, undefined, M.hidden);
+  const numLayers = posInt(
+    raw,
+    ["num_hidden_layers", "n_layer", "num_layers"],
+    file,
+    undefined,
+    M.layers,
+  );
+  const numHeads = posInt(raw, ["num_attention_heads", "n_head"], file, undefined, M.heads);
+  const numKvHeads = posInt(raw, ["num_key_value_heads"], file, numHeads, M.heads);
   if (numHeads % numKvHeads !== 0) {
     throw new GptqError(
       "CONFIG",
@@ -267,7 +299,9 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       { file, hint: HINT },
     );
   }
-  const explicitHeadDim = first(raw, ["head_dim"]);
+  // GPT-2, OPT and GPT-NeoX have no head_dim setting: transformers uses hidden / heads.
+  const freeHeadDim = spec ? spec.config.freeHeadDim === true : true;
+  const explicitHeadDim = freeHeadDim ? first(raw, ["head_dim"]) : undefined;
   if (!explicitHeadDim && hiddenSize % numHeads !== 0) {
     throw new GptqError(
       "CONFIG",
@@ -278,15 +312,35 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       },
     );
   }
-  const headDim = posInt(raw, ["head_dim"], file, hiddenSize / numHeads);
+  const headDim = explicitHeadDim
+    ? posInt(raw, ["head_dim"], file, undefined, M.headDim)
+    : hiddenSize / numHeads;
+  if (!freeHeadDim && raw["head_dim"] !== undefined && raw["head_dim"] !== null) {
+    if (raw["head_dim"] !== headDim) {
+      throw bad(
+        file,
+        "head_dim",
+        raw["head_dim"],
+        `hidden size / heads = ${headDim} (${spec!.family} derives the head size from them)`,
+      );
+    }
+  }
+  if (headDim > M.headDim) throw bad(file, "head_dim", headDim, `at most ${M.headDim}`);
   const defInter = keys?.defaultIntermediate ? keys.defaultIntermediate(hiddenSize) : undefined;
-  const intermediateSize = posInt(raw, ["intermediate_size", "ffn_dim", "n_inner"], file, defInter);
-  const vocabSize = posInt(raw, ["vocab_size"], file);
+  const intermediateSize = posInt(
+    raw,
+    ["intermediate_size", "ffn_dim", "n_inner"],
+    file,
+    defInter,
+    M.intermediate,
+  );
+  const vocabSize = posInt(raw, ["vocab_size"], file, undefined, M.vocab);
   const maxPositions = posInt(
     raw,
     ["max_position_embeddings", "n_positions", "max_sequence_length"],
     file,
     keys?.defaultMaxPositions ?? 2048,
+    M.positions,
   );
   const normEps = num(
     raw,
@@ -337,7 +391,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   );
   const mlpBias = bool(raw, ["mlp_bias", "enable_bias"], file, keys?.defaultMlpBias ?? false);
   const doLayerNormBefore = bool(raw, ["do_layer_norm_before"], file, true);
-  const wordEmbedProjDim = posInt(raw, ["word_embed_proj_dim"], file, hiddenSize);
+  const wordEmbedProjDim = posInt(raw, ["word_embed_proj_dim"], file, hiddenSize, M.hidden);
   const useParallelResidual = spec?.family === "gpt_neox"
     ? bool(raw, ["use_parallel_residual"], file, true)
     : false;
@@ -404,28 +458,17 @@ export async function readModelConfig(dir: string): Promise<ModelConfig> {
   const file = dir.endsWith(".json") ? dir : `${dir.replace(/\/+$/, "")}/config.json`;
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readBoundedText(file, { code: "CONFIG", maxBytes: MAX_CONFIG_BYTES, hint: HINT });
   } catch (e) {
-    const err = fsError(e, file);
-    if (
-      err instanceof GptqError && err.code === "FILE_NOT_FOUND" && e instanceof Deno.errors.NotFound
-    ) {
+    if (isNotFound(e)) {
       throw new GptqError("CONFIG", "config.json not found", {
         file,
         hint: "a model folder needs the config.json that transformers' save_pretrained writes",
         cause: e,
       });
     }
-    throw err;
+    throw e;
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new GptqError("CONFIG", `is not valid JSON (${(e as Error).message})`, {
-      file,
-      hint: HINT,
-    });
-  }
+  const json = parseJsonText(text, file, "CONFIG", HINT);
   return parseModelConfig(json, file);
 }

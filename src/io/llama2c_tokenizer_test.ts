@@ -1,7 +1,7 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { Tokenizer } from "@huggingface/tokenizers";
+import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 import { GptqError } from "../errors.ts";
 import { convertLlama2c } from "./llama2c.ts";
 import {

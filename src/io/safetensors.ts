@@ -13,6 +13,8 @@
 
 import { fsError, GptqError } from "../errors.ts";
 import { type DType, DTYPE_SIZE, isDType, toFloat32 } from "./dtype.ts";
+import { type ByteSource, openFile } from "./_files.ts";
+import { readSourceExact } from "./_read_exact.ts";
 
 /** Largest header we accept (the reference implementation's limit is 100 MB). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -258,10 +260,10 @@ export class SafetensorsFile implements Disposable {
   readonly dataStart: number;
   readonly #tensors: Map<string, TensorInfo>;
   readonly #order: string[];
-  #file: Deno.FsFile | null;
+  #file: ByteSource | null;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, size: number, header: SafetensorsHeader, file: Deno.FsFile) {
+  private constructor(path: string, size: number, header: SafetensorsHeader, file: ByteSource) {
     this.path = path;
     this.size = size;
     this.metadata = header.metadata;
@@ -278,10 +280,10 @@ export class SafetensorsFile implements Disposable {
    * @returns The open file.
    */
   static async open(path: string): Promise<SafetensorsFile> {
-    let file: Deno.FsFile;
+    let file: ByteSource;
     let size: number;
     try {
-      file = await Deno.open(path, { read: true });
+      file = await openFile(path);
       const st = await file.stat();
       if (!st.isFile) {
         file.close();
@@ -292,9 +294,9 @@ export class SafetensorsFile implements Disposable {
       throw fsError(e, path);
     }
     try {
-      const prefix = await readExactAt(file, 0, Math.min(8, size), path);
+      const prefix = await readSourceExact(file, 0, Math.min(8, size), path);
       const n = parseHeaderLength(prefix, size, path);
-      const json = await readExactAt(file, 8, n, path);
+      const json = await readSourceExact(file, 8, n, path);
       const header = parseHeader(json, size, path);
       return new SafetensorsFile(path, size, header, file);
     } catch (e) {
@@ -359,7 +361,7 @@ export class SafetensorsFile implements Disposable {
     const t = this.info(name);
     // seek + read on one handle must not interleave: queue concurrent reads.
     const run = this.#queue.then(() =>
-      readExactAt(this.#handle(), t.offset, t.byteLength, this.path, name)
+      readSourceExact(this.#handle(), t.offset, t.byteLength, this.path, name)
     );
     this.#queue = run.catch(() => {});
     const data = await run;
@@ -388,7 +390,7 @@ export class SafetensorsFile implements Disposable {
     this.close();
   }
 
-  #handle(): Deno.FsFile {
+  #handle(): ByteSource {
     if (!this.#file) throw new GptqError("INVALID_ARGUMENT", "file is closed", { file: this.path });
     return this.#file;
   }

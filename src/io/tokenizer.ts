@@ -10,6 +10,7 @@
 
 import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 import { fsError, GptqError } from "../errors.ts";
+import { isNotFound, statPath } from "./_files.ts";
 import {
   MAX_TOKENIZER_BYTES,
   MAX_TOKENIZER_CONFIG_BYTES,
@@ -258,10 +259,10 @@ export class TextTokenizer {
         hint: "re-download or re-save the tokenizer",
       });
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
+      if (isNotFound(e)) {
         let hasSp = false;
         try {
-          hasSp = (await Deno.stat(`${base}/tokenizer.model`)).isFile;
+          hasSp = (await statPath(`${base}/tokenizer.model`)).isFile;
         } catch { /* absent */ }
         throw new GptqError("TOKENIZER", "tokenizer.json not found", {
           file,
@@ -284,7 +285,7 @@ export class TextTokenizer {
         hint: "fix or delete tokenizer_config.json",
       });
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw fsError(e, cfgFile);
+      if (!isNotFound(e)) throw fsError(e, cfgFile);
     }
     return TextTokenizer.fromJson(tj, cfg, file, ids);
   }

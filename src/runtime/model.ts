@@ -20,6 +20,7 @@ import type { Backend, LinearHandle, TableHandle, Tensor } from "../backends/bac
 import { hostBackend } from "../backends/host.ts";
 import { resolveZeroFormat, type ZeroFormatDecision } from "./quant_load.ts";
 import { ropeInvFreq } from "./rope.ts";
+import { totalMemoryBytes } from "./_memory.ts";
 import { createTsKernels } from "../backends/typescript/ts_kernels.ts";
 
 /** Which activation a linear reads (equal values share a GPTQ Hessian). */
@@ -406,6 +407,28 @@ interface OuterWeights {
   lmHead: LinearHandle;
 }
 
+/** Largest KV cache (both K and V, all blocks, f32) allocated without question: 64 GiB. */
+const MAX_CACHE_BYTES = 64 * 1024 ** 3;
+
+/** Refuses a KV cache the machine cannot hold, before allocating it. */
+function checkCacheSize(c: ModelConfig, blocks: number, maxLen: number): void {
+  const bytes = 2 * blocks * maxLen * c.numKvHeads * c.headDim * 4;
+  // No --allow-sys (or no memory reading): keep the fixed cap.
+  const limit = Math.min(MAX_CACHE_BYTES, totalMemoryBytes() ?? Infinity);
+  if (bytes > limit) {
+    const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `a KV cache of ${maxLen} tokens needs ${gib(bytes)} (${blocks} blocks × ` +
+        `${c.numKvHeads} kv heads × head dim ${c.headDim}), more than the ${gib(limit)} available`,
+      {
+        file: c.file,
+        hint: "use a shorter context (--max-new-tokens, --seqlen) or check config.json",
+      },
+    );
+  }
+}
+
 /**
  * A causal language model with every block resident on its backend, for
  * inference.
@@ -527,6 +550,7 @@ export class CausalLM {
       );
     }
     const cols = c.numKvHeads * c.headDim, B = this.backend;
+    checkCacheSize(c, this.#blocks.length, maxLen);
     return {
       maxLen,
       length: 0,
@@ -559,7 +583,13 @@ export class CausalLM {
       if (!Number.isInteger(id) || id < 0 || id >= o.embed.rows) {
         throw new GptqError(
           "INVALID_ARGUMENT",
-          `token id ${id} is outside the vocabulary (${o.embed.rows})`,
+          `token id ${String(id)} is outside the vocabulary (0..${o.embed.rows - 1})`,
+          {
+            file: this.folder.info(this.folder.arch.embedding).file,
+            tensor: this.folder.arch.embedding,
+            hint: "the tokenizer does not match the model's embedding; check tokenizer.json " +
+              "and vocab_size in config.json",
+          },
         );
       }
     }
