@@ -34,7 +34,8 @@ export const quantizeCommand: Command = {
     "quantize MODEL_DIR --out OUT_DIR --dataset FILE [--bits 4] [--group-size 128] [--desc-act] " +
     "[--static-groups] [--sym|--no-sym] [--damp-percent 0.01] [--true-sequential|--no-true-sequential] [--mse] " +
     "[--nsamples 128] [--seqlen 2048] [--seed 0] [--format gptq|gptq_v2] [--modules-to-not-convert NAMES] " +
-    "[--backend auto|webgpu|wasm|typescript] [--resume] [--force] [--json]",
+    "[--max-shard-size 10GB] [--method gptq|rtn] [--threads 2] [--backend auto|cuda|hip|webgpu|wasm|typescript] " +
+    "[--resume] [--force] [--json]",
   examples: [
     "quantize ./Llama-2-7b-hf --out ./Llama-2-7b-gptq --dataset c4_sample.jsonl --bits 4 --group-size 128",
     "quantize ./stories260K-hf --out ./stories260K-3bit --dataset tinystories.txt --bits 3 --group-size 32 --seqlen 512",
@@ -44,8 +45,8 @@ export const quantizeCommand: Command = {
   ],
   notes: [
     MODEL_HELP.replace("MODEL is", "MODEL_DIR is"),
-    "--backend webgpu runs the calibration forward, the Hessians and the GPTQ solves on the GPU " +
-    "(the same codes as the CPU solver up to floating-point ties); auto stays on the CPU.",
+    "--backend cuda, hip or webgpu runs the calibration forward, the Hessians and the GPTQ solves " +
+    "on the GPU (the same codes as the CPU solver up to floating-point ties); auto stays on the CPU.",
   ],
   options: {
     out: {
@@ -57,7 +58,8 @@ export const quantizeCommand: Command = {
     dataset: {
       type: "string",
       valueName: "FILE",
-      description: ".txt (random windows) or .jsonl with a 'text' field",
+      description: "wikitext2, c4 or c4-new (downloaded once from the Hub and cached), " +
+        "a .txt file (random windows) or a .jsonl file with a 'text' field",
     },
     bits: { type: "string", valueName: "N", description: "2, 3, 4 (default) or 8" },
     "group-size": {
@@ -117,6 +119,12 @@ export const quantizeCommand: Command = {
       valueName: "SIZE",
       description: "largest output shard (default 10GB)",
     },
+    method: {
+      type: "string",
+      valueName: "M",
+      description: "gptq (default) or rtn: round-to-nearest with the same groups and format, " +
+        "the baseline GPTQ is compared with",
+    },
     resume: { type: "boolean", description: "continue a killed run from its last finished block" },
     force: { type: "boolean", description: "replace an existing output folder" },
     backend: BACKEND_OPTION,
@@ -164,15 +172,18 @@ export const quantizeCommand: Command = {
           "gptq_v2 avoids this.\n",
       );
     }
-    const bits = intOption(args, "bits", 4);
-    if (![2, 3, 4, 8].includes(bits)) {
-      throw new GptqError("INVALID_ARGUMENT", `--bits must be 2, 3, 4 or 8, got ${bits}`);
+    const bitsArg = args.values.bits ?? "4";
+    const bits = Number(bitsArg);
+    if (
+      typeof bitsArg !== "string" || !/^\s*\d+\s*$/.test(bitsArg) || ![2, 3, 4, 8].includes(bits)
+    ) {
+      throw new GptqError("INVALID_ARGUMENT", `--bits must be 2, 3, 4 or 8, got '${bitsArg}'`);
     }
     const groupSize = intOption(args, "group-size", 128, -1);
     if (groupSize === 0 || groupSize < -1) {
       throw new GptqError("INVALID_ARGUMENT", "--group-size must be -1 or positive");
     }
-    // webgpu: calibration forward, Hessians and GPTQ solves on the device; wasm/typescript:
+    // cuda/hip/webgpu: calibration forward, Hessians and GPTQ solves on the device; wasm/typescript:
     // the CPU engine (WASM solver Workers). auto stays on the CPU, so a default run writes
     // the same checkpoint on every machine.
     const backend = await selectBackend(backendOption(args), { allowGpu: false });

@@ -8,7 +8,8 @@
  * This file holds the interface and the CPU engine: activations in host
  * memory (each block's forward uploads them to a host backend and reads the
  * output back), Hessians and solves on the WASM solver Workers (or an
- * in-process `QuantBackend`). The WebGPU engine is `./_webgpu_engine.ts`.
+ * in-process `QuantBackend`). The device engine (WebGPU, CUDA/HIP) is
+ * `./_device_engine.ts`.
  *
  * @module
  */
@@ -119,8 +120,11 @@ export type InputErrorMapper = (e: unknown, input: LinearInput, sample: number) 
 
 /** Activations and solver for one quantization run. */
 export interface QuantEngine {
-  /** `cpu` or `webgpu` (journaled: a run resumes only on the same kind). */
-  readonly kind: "cpu" | "webgpu";
+  /**
+   * `cpu`, or the device engine's backend (`webgpu`, `cuda`, `hip`, `hip-cpu`);
+   * journaled: a run resumes only on the same kind.
+   */
+  readonly kind: "cpu" | "webgpu" | "cuda" | "hip" | "hip-cpu";
   /** The forward backend's name. */
   readonly forwardName: string;
   /** The solver's name (the report's `backends.solver`). */

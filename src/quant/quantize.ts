@@ -17,9 +17,9 @@
  * (`./_engine.ts`): on the CPU engine, memory holds one block, the
  * calibration activations and one Hessian, and with the default two solver
  * Workers each Hessian is accumulated, prepared and used for the report's
- * errors on Worker 0, so this thread never holds a `K×K` array; on the WebGPU
- * engine (`./_webgpu_engine.ts`, chosen by passing the WebGPU backend) they
- * all stay on the device. Every finished block is journaled in
+ * errors on Worker 0, so this thread never holds a `K×K` array; on the device
+ * engine (`./_device_engine.ts`, chosen by passing a WebGPU or CUDA/HIP
+ * backend) they all stay on the device. Every finished block is journaled in
  * `OUT.gptq-work/` (its packed tensors and the activations after it), so a
  * killed run continues with `resume` and produces the same checkpoint as an
  * uninterrupted one (on the same engine). The output appears atomically.
@@ -53,10 +53,11 @@ import {
   releaseBlock,
 } from "../runtime/model.ts";
 import type { Backend } from "../backends/backend.ts";
-import type { WebGpuBackend } from "../backends/webgpu/webgpu_backend.ts";
 import { selectBackend } from "../backends/select.ts";
 import { transpose } from "../backends/typescript/ts_kernels.ts";
-import { loadCalibration } from "./calibration.ts";
+import { calibrationFromTexts, loadCalibration } from "./calibration.ts";
+import { checkOutputLocation, removeLeftovers, writeError } from "./_output.ts";
+import { createDeviceEngine, deviceEngineKind } from "./_device_engine.ts";
 import {
   type Activations,
   createCpuEngine,
@@ -93,9 +94,16 @@ export interface GPTQConfig {
   true_sequential?: boolean;
   /** MSE clipping search. Default false. */
   mse?: boolean;
-  /** A `.txt` or `.jsonl` calibration file, or pre-tokenized samples. */
-  dataset: string | number[][];
-  /** Calibration samples. Default 128. */
+  /**
+   * The calibration data, as transformers' `GPTQConfig.dataset`: a list of
+   * strings (each tokenized on its own and truncated to `model_seqlen`, all
+   * of them used, as optimum does), a named dataset (`"wikitext2"`, `"c4"`,
+   * `"c4-new"`: downloaded from the Hub once and cached), a `.txt` file
+   * (random windows) or `.jsonl` file (one `text` per line), or pre-tokenized
+   * samples (`number[][]`).
+   */
+  dataset: string | string[] | number[][];
+  /** Calibration samples drawn from a named dataset or a file. Default 128. */
   nsamples?: number;
   /** Tokens per calibration sample (optimum's name). Default min(2048, context). */
   model_seqlen?: number;
@@ -103,6 +111,46 @@ export interface GPTQConfig {
   seed?: number;
   /** `gptq` (v1) or `gptq_v2`. Default: v1 when sym, v2 when asym. */
   checkpoint_format?: "gptq" | "gptq_v2";
+  /** GPTQModel's name for {@linkcode GPTQConfig.checkpoint_format}; both must agree when both are given. */
+  format?: "gptq" | "gptq_v2";
+  /**
+   * The modules of each block to quantize, as sequential groups (transformers'
+   * name): each inner list is quantized together, after the previous lists'
+   * quantized weights are in place, e.g.
+   * `[["self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj"], ["self_attn.o_proj"]]`.
+   * Modules of the block that are not listed stay in full precision (and are
+   * named in `modules_to_not_convert`). Default: the architecture's
+   * sequential groups, every linear quantized.
+   */
+  modules_in_block_to_quantize?: string[][];
+  /**
+   * The prefix of the repeated blocks (transformers' name), e.g.
+   * `model.layers`. The architecture registry knows it; when given it must
+   * match, or the run is refused.
+   */
+  block_name_to_quantize?: string;
+  /**
+   * Calibration batch size (transformers' name, default 1). Accepted for
+   * compatibility: samples run one at a time here, which gives the same
+   * Hessians as any batch size (no padding is ever needed).
+   */
+  batch_size?: number;
+  /** Padding token for batches (transformers' name). Accepted; unused, since nothing is padded. */
+  pad_token_id?: number;
+  /**
+   * Keep each block's outputs for the next block (transformers' name,
+   * default true). Always true here: the block outputs are kept (and
+   * journaled for resume); `false` is refused.
+   */
+  cache_block_outputs?: boolean;
+  /**
+   * transformers' inference-kernel switch (ExLlama). Accepted and ignored:
+   * this toolkit's own kernels run GPTQ checkpoints on every backend, and the
+   * checkpoint written is the same either way.
+   */
+  use_exllama?: boolean;
+  /** transformers' ExLlama settings (`{ version: 1 | 2 }`). Accepted and ignored, like `use_exllama`. */
+  exllama_config?: Record<string, unknown>;
   /** Block-relative module names (e.g. `mlp.down_proj`) to keep unquantized. */
   modules_to_not_convert?: string[];
   /** Largest shard (`"10GB"` like optimum). */
@@ -119,7 +167,8 @@ export interface QuantizeOptions {
    * The backend the calibration forward runs on, which also decides where
    * the Hessians are accumulated and the GPTQ solve runs: a host backend
    * (WASM or TypeScript) uses the CPU engine (the WASM solver on Workers);
-   * the WebGPU backend keeps activations, Hessians and solves on its device.
+   * a WebGPU or CUDA/HIP backend keeps activations, Hessians and solves on
+   * its device.
    * Default: the fastest CPU backend available (WASM SIMD).
    */
   backend?: Backend;
@@ -129,7 +178,7 @@ export interface QuantizeOptions {
    * Hessian's factor (K² floats), so 1 is the lean choice when memory is tight.
    */
   threads?: number;
-  /** An in-process solver for the CPU engine (default: WASM on Workers); not with WebGPU. */
+  /** An in-process solver for the CPU engine (default: WASM on Workers); not with a GPU backend. */
   solver?: QuantBackend;
   /** Progress: block `done` of `total` finished. */
   onBlock?: (done: number, total: number) => void;
@@ -270,13 +319,13 @@ function i32Bytes(a: Int32Array): Uint8Array {
 
 async function writeFileAtomic(path: string, data: string): Promise<void> {
   const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, data);
-  await Deno.rename(tmp, path);
-}
-
-/** The WebGPU backend (tensors on a GPU device) rather than a host backend. */
-function isWebGpu(b: Backend | undefined): b is WebGpuBackend {
-  return b !== undefined && b.name === "webgpu" && "context" in b;
+  try {
+    await Deno.writeTextFile(tmp, data);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {}); // never leave a half-written file (disk full)
+    throw e;
+  }
 }
 
 /** A run's settings, resolved and validated. */
@@ -293,6 +342,10 @@ interface RunPlan {
   lengths: number[];
   fingerprint: string;
   maxShardSize: string | number;
+  /** Sequential groups of block-relative module names. */
+  groups: string[][];
+  /** Linears of a block left out of `groups` (kept in full precision). */
+  skipped: string[];
 }
 
 /** Resolves the settings, loads the calibration set and fingerprints the run. */
@@ -311,7 +364,16 @@ async function planRun(
   const c = folder.config;
   const bits = cfg.bits ?? 4;
   const sym = cfg.sym ?? true;
-  const format = cfg.checkpoint_format ?? (sym ? "gptq" : "gptq_v2");
+  if (cfg.format && cfg.checkpoint_format && cfg.format !== cfg.checkpoint_format) {
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `format "${cfg.format}" and checkpoint_format "${cfg.checkpoint_format}" disagree`,
+      { hint: "give one of them" },
+    );
+  }
+  const format = cfg.checkpoint_format ?? cfg.format ?? (sym ? "gptq" : "gptq_v2");
+  const { groups, skipped } = blockGroups(folder, cfg);
+  checkCompatKnobs(folder, cfg);
   const solveOpts: GptqSolveOptions = {
     bits,
     group_size: cfg.group_size ?? 128,
@@ -335,6 +397,7 @@ async function planRun(
   }
   const trueSeq = cfg.true_sequential ?? true;
   const notConvert = new Set(cfg.modules_to_not_convert ?? []);
+  checkNotConvert(folder, notConvert);
   // The normalized config (validated by the same parser loaders use).
   const qcfg: QuantizeConfig = parseQuantizeConfig({
     bits,
@@ -353,21 +416,27 @@ async function planRun(
   }, "(quantize settings)");
 
   const tok = await folder.tokenizer();
-  const cal = typeof cfg.dataset === "string"
-    ? await loadCalibration(cfg.dataset, tok, {
+  const ds = cfg.dataset;
+  const cal = typeof ds === "string"
+    ? await loadCalibration(ds, tok, {
       nsamples: cfg.nsamples ?? 128,
       seqlen,
       seed: cfg.seed ?? 0,
     })
+    : isTextList(ds)
+    ? calibrationFromTexts(ds, tok, seqlen)
     : {
-      samples: cfg.dataset.map((s) => s.slice(0, seqlen)).filter((s) => s.length > 0),
+      samples: ds.map((s) => s.slice(0, seqlen)).filter((s) => s.length > 0),
       source: "(token ids given by the caller)",
-      method: `${cfg.dataset.length} given samples, truncated to ${seqlen} tokens`,
+      method: `${ds.length} given samples, truncated to ${seqlen} tokens`,
     };
   if (cal.samples.length === 0) {
     throw new GptqError("DATASET", "the calibration set is empty", {
       hint: "give at least one sample",
     });
+  }
+  for (const w of ("warnings" in cal ? cal.warnings : undefined) ?? []) {
+    opts.onLog?.(`warning: ${w}`);
   }
   const method = opts.method ?? "gptq";
   const fingerprint = JSON.stringify({
@@ -375,13 +444,14 @@ async function planRun(
     model: await Deno.realPath(modelDir),
     solveOpts,
     trueSeq,
+    groups,
     format,
     method,
     notConvert: [...notConvert].sort(),
     samples: cal.samples.map((s) => s.length),
     tokens: hashSamples(cal.samples),
     // A run resumes on the engine it started on (the checkpoint bytes depend on it).
-    engine: isWebGpu(opts.backend) ? "webgpu" : "cpu",
+    engine: deviceEngineKind(opts.backend) ?? "cpu",
   });
   return {
     config: c,
@@ -396,7 +466,107 @@ async function planRun(
     lengths: cal.samples.map((s) => s.length),
     fingerprint,
     maxShardSize: cfg.max_shard_size ?? "10GB",
+    groups,
+    skipped,
   };
+}
+
+/** Whether a `dataset` array holds texts (rather than token ids). */
+function isTextList(ds: string[] | number[][]): ds is string[] {
+  return ds.length > 0 && ds.every((d) => typeof d === "string");
+}
+
+/**
+ * The sequential groups of a block (`modules_in_block_to_quantize`, else the
+ * architecture's) and the block's linears left out of them.
+ */
+function blockGroups(
+  folder: ModelFolder,
+  cfg: GPTQConfig,
+): { groups: string[][]; skipped: string[] } {
+  const arch = folder.arch;
+  const given = cfg.modules_in_block_to_quantize;
+  if (given === undefined) return { groups: arch.sequentialGroups, skipped: [] };
+  const known = arch.linears.map((l) => l.name);
+  const seen = new Set<string>();
+  if (!Array.isArray(given) || given.some((g) => !Array.isArray(g) || g.length === 0)) {
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      "modules_in_block_to_quantize must be a list of non-empty lists of module names",
+      { hint: `e.g. [["${known[0]}"]]; this architecture's modules: ${known.join(", ")}` },
+    );
+  }
+  for (const g of given) {
+    for (const name of g) {
+      if (!known.includes(name)) {
+        throw new GptqError(
+          "INVALID_ARGUMENT",
+          `modules_in_block_to_quantize names "${name}", which ${arch.family} blocks do not have`,
+          { hint: `use block-relative names: ${known.join(", ")}` },
+        );
+      }
+      if (seen.has(name)) {
+        throw new GptqError(
+          "INVALID_ARGUMENT",
+          `modules_in_block_to_quantize names "${name}" twice`,
+          { hint: "list each module once" },
+        );
+      }
+      seen.add(name);
+    }
+  }
+  return { groups: given.map((g) => [...g]), skipped: known.filter((n) => !seen.has(n)) };
+}
+
+/**
+ * Refuses `modules_to_not_convert` names that match no module: a typo would
+ * otherwise quantize the module the user meant to keep.
+ */
+function checkNotConvert(folder: ModelFolder, names: ReadonlySet<string>): void {
+  const arch = folder.arch, n = folder.config.numLayers;
+  const known = arch.linears.map((l) => l.name);
+  for (const name of names) {
+    if (known.includes(name)) continue;
+    const rest = name.startsWith(`${arch.blockPrefix}.`)
+      ? name.slice(arch.blockPrefix.length + 1)
+      : "";
+    const dot = rest.indexOf(".");
+    const layer = rest.slice(0, dot), mod = rest.slice(dot + 1);
+    if (dot > 0 && /^\d+$/.test(layer) && Number(layer) < n && known.includes(mod)) continue;
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `modules_to_not_convert names "${name}", which is no module of this ${arch.family} model`,
+      {
+        file: folder.config.file,
+        hint: `use block-relative names (${known.join(", ")}) or full paths such as ` +
+          `${arch.blockPrefix}.0.${known[0]}`,
+      },
+    );
+  }
+}
+
+/** Validates transformers' knobs that have no effect here (see {@linkcode GPTQConfig}). */
+function checkCompatKnobs(folder: ModelFolder, cfg: GPTQConfig): void {
+  const prefix = folder.arch.blockPrefix;
+  if (cfg.block_name_to_quantize !== undefined && cfg.block_name_to_quantize !== prefix) {
+    throw new GptqError(
+      "INVALID_ARGUMENT",
+      `block_name_to_quantize "${cfg.block_name_to_quantize}" is not this model's block prefix`,
+      { file: folder.config.file, hint: `leave it out, or give "${prefix}"` },
+    );
+  }
+  if (
+    cfg.batch_size !== undefined && (!Number.isInteger(cfg.batch_size) || cfg.batch_size < 1)
+  ) {
+    throw new GptqError("INVALID_ARGUMENT", `batch_size must be a positive integer`, {
+      hint: "leave it out (samples run one at a time; any batch size gives the same result)",
+    });
+  }
+  if (cfg.cache_block_outputs === false) {
+    throw new GptqError("INVALID_ARGUMENT", "cache_block_outputs: false is not supported", {
+      hint: "leave it out: block outputs are always kept (and journaled for resume)",
+    });
+  }
 }
 
 /** The unfinished run's journal to resume, or null; refuses a work folder it may not use. */
@@ -437,23 +607,24 @@ async function openJournal(
   });
 }
 
-/** The engine for the forward backend: WebGPU for the WebGPU backend, else the CPU's. */
+/** The engine for the forward backend: the device engine for a GPU backend, else the CPU's. */
 async function createEngine(
   kernels: Backend,
   ctx: BlockContext,
   opts: QuantizeOptions,
   maxLen: number,
 ): Promise<QuantEngine> {
-  if (isWebGpu(kernels)) {
+  const device = deviceEngineKind(kernels);
+  if (device) {
+    const name = device === "webgpu" ? "WebGPU" : device.toUpperCase();
     if (opts.solver) {
       throw new GptqError(
         "INVALID_ARGUMENT",
-        "a custom solver runs on the CPU engine, not with the WebGPU backend",
-        { hint: "leave out either the solver or the WebGPU backend" },
+        `a custom solver runs on the CPU engine, not with the ${name} backend`,
+        { hint: `leave out either the solver or the ${name} backend` },
       );
     }
-    const { createWebGpuEngine } = await import("./_webgpu_engine.ts");
-    return await createWebGpuEngine(kernels, ctx, maxLen);
+    return await createDeviceEngine(kernels, ctx, maxLen);
   }
   return await createCpuEngine({
     backend: kernels,
@@ -706,9 +877,7 @@ async function quantizeBlocks(
   }
   try {
     sampleRss();
-    const groups = plan.trueSeq
-      ? folder.arch.sequentialGroups
-      : [folder.arch.sequentialGroups.flat()];
+    const groups = plan.trueSeq ? plan.groups : [plan.groups.flat()];
     for (let layer = start; layer < c.numLayers; layer++) {
       const tb = performance.now();
       const block = await loadBlock(folder, ctx, layer);
@@ -717,6 +886,20 @@ async function quantizeBlocks(
       for (const group of groups) {
         const linSpecs = group.map((name) => folder.arch.linears.find((l) => l.name === name)!);
         await quantizeGroup(job, block, linSpecs, modules, packed);
+      }
+      for (const name of plan.skipped) {
+        const l = folder.arch.linears.find((x) => x.name === name)!;
+        const path = `${folder.arch.blockPrefix}.${layer}.${name}`;
+        const reason = "not listed in modules_in_block_to_quantize";
+        log(`keeping ${path} in full precision: ${reason}`);
+        modules.push({
+          name: path,
+          layer,
+          K: l.inFeatures(c),
+          N: l.outFeatures(c),
+          quantized: false,
+          reason,
+        });
       }
       // Next block's inputs: the block with all its quantized weights.
       await acts.advance(block);
@@ -728,8 +911,13 @@ async function quantizeBlocks(
       // A new file per generation: the journal (written next) must never point at
       // activations newer than its own `finished`, whenever the process dies.
       const actsFile = actsName(layer + 1);
-      await acts.save(`${workDir}/${actsFile}.tmp`);
-      await Deno.rename(`${workDir}/${actsFile}.tmp`, `${workDir}/${actsFile}`);
+      try {
+        await acts.save(`${workDir}/${actsFile}.tmp`);
+        await Deno.rename(`${workDir}/${actsFile}.tmp`, `${workDir}/${actsFile}`);
+      } catch (e) {
+        await Deno.remove(`${workDir}/${actsFile}.tmp`).catch(() => {});
+        throw e;
+      }
       const j: Journal = {
         fingerprint: plan.fingerprint,
         finished: layer + 1,
@@ -851,8 +1039,12 @@ async function writeCheckpoint(
       backends: { forward: engine.forwardName, solver: engine.solverName },
     };
     await Deno.writeTextFile(out.path("quantize_report.json"), json(report));
+    // Tells the next run, should this one die between the rename and the work
+    // folder's removal, that the work folder is finished (see removeLeftovers).
+    await writeFileAtomic(`${workDir}/commit.json`, JSON.stringify({ partial: out.tmpPath }));
     await out.commit();
     await Deno.remove(workDir, { recursive: true });
+    await removeLeftovers(outDir, () => {});
     return report;
   } catch (e) {
     await out.abort();
@@ -892,11 +1084,27 @@ export async function quantizeModel(
   cfg: GPTQConfig,
   opts: QuantizeOptions = {},
 ): Promise<QuantizeReport> {
+  try {
+    return await quantizeModelUnchecked(modelDir, outDir, cfg, opts);
+  } catch (e) {
+    // Disk full, read-only, permission, a path under a file: one line naming the path.
+    throw writeError(e, await exists(`${outDir}.gptq-work/journal.json`).catch(() => false)) ?? e;
+  }
+}
+
+async function quantizeModelUnchecked(
+  modelDir: string,
+  outDir: string,
+  cfg: GPTQConfig,
+  opts: QuantizeOptions,
+): Promise<QuantizeReport> {
   modelDir = await resolveModel(modelDir, opts.onLog ? { onLog: opts.onLog } : {});
   const t0 = performance.now();
   let peakRss = Deno.memoryUsage().rss;
   const sampleRss = () => (peakRss = Math.max(peakRss, Deno.memoryUsage().rss));
   const log = opts.onLog ?? (() => {});
+  await checkOutputLocation(modelDir, outDir);
+  await removeLeftovers(outDir, log);
   if ((await exists(outDir)) && !opts.force) {
     throw new GptqError("OUTPUT_EXISTS", "output folder already exists", {
       file: outDir,

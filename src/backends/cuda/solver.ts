@@ -45,26 +45,32 @@
  */
 
 import { GptqError } from "../../errors.ts";
-import {
-  createWasmSolver,
-  type GptqLayerResult,
-  type GptqSolveOptions,
-  type QuantBackend,
-} from "../../quant/solver.ts";
+import type { GptqLayerResult, GptqSolveOptions } from "../../quant/solver.ts";
 import type { Tensor } from "../backend.ts";
 import { createCudaBackend, type CudaBackend, type CudaTensor } from "./cuda_backend.ts";
-import type { GpuLibrary, GpuLibraryKind } from "./ffi.ts";
+import { type GpuLibrary, type GpuLibraryKind, SOLVE_MAX_BLOCK } from "./ffi.ts";
 import {
+  checkErrorSums,
+  checkHostShapes,
+  checkLive,
   checkSolveOptions,
+  checkWeight,
+  type DevicePreparedHessian,
+  type DeviceQuantizeOptions,
   gIdxOf,
+  groupsOf,
+  hostRtn,
+  layerResult,
   mseTable,
+  NO_FAIL,
   nonFinite,
-  notPositiveDefinite,
   planFromDiagonal,
+  solveHostHessian,
   solverError,
-} from "./_solver_host.ts";
+  withDamping,
+} from "../_gptq_solve_host.ts";
 
-const NO_FAIL = 0xffffffff;
+const DEVICE = { solver: "CUDA", maxBlock: SOLVE_MAX_BLOCK };
 /** Bytes of one band's weight copy: rows of W are solved in bands of at most this much. */
 const BAND_BYTES = 512 * 2 ** 20;
 
@@ -229,32 +235,10 @@ export class CudaHessian {
 }
 
 /** A Hessian prepared for quantization on the device (its factor `U` lives there). */
-export interface CudaPreparedHessian {
-  /** Input features. */
-  readonly K: number;
-  /** Groups. */
-  readonly G: number;
-  /** AutoGPTQ `g_idx` (`[K]`). */
-  readonly gIdx: Int32Array;
-  /** The damping fraction used (after automatic increases). */
-  readonly dampUsed: number;
-  /** Columns with a zero Hessian diagonal. */
-  readonly deadColumns: number;
-  /** `perm[i]` = the original column processed at position `i`. */
-  readonly perm: Uint32Array;
-  /** The settings it was prepared with. */
-  readonly opts: Readonly<GptqSolveOptions>;
-  /** Frees the device memory. */
-  free(): void;
-}
+export type CudaPreparedHessian = DevicePreparedHessian;
 
-/** Options of {@linkcode CudaSolver.quantize}. */
-export interface CudaQuantizeOptions {
-  /** The tensor name, for error messages. */
-  name?: string;
-  /** Only these rows of `Q` (ascending, distinct, `< N`) are formed (`q` is `[qRows.length, K]`). */
-  qRows?: readonly number[];
-}
+/** Options of {@linkcode CudaSolver.quantize}: the tensor name, the rows of `Q` to form. */
+export type CudaQuantizeOptions = DeviceQuantizeOptions;
 
 /** The GPTQ solver on a CUDA/HIP device (the interface of the WebGPU solver). */
 export interface CudaSolver {
@@ -368,7 +352,7 @@ export async function createCudaSolver(opts: CudaSolverOptions = {}): Promise<Cu
   const be = opts.backend ?? createCudaBackend({ kind: opts.kind ?? "cuda" });
   const lib = be.library;
   const S = lib.symbols;
-  let wasm: QuantBackend | null = await createWasmSolver();
+  const host = await hostRtn("CUDA");
   const ck = (status: number, what: string) => lib.check(status, what);
 
   const solver: CudaSolver = {
@@ -378,7 +362,7 @@ export async function createCudaSolver(opts: CudaSolverOptions = {}): Promise<Cu
     hessian: (K) => new CudaHessian(lib, K),
 
     async prepare(h, o, tname) {
-      checkSolveOptions(o, tname);
+      checkSolveOptions(o, tname, DEVICE);
       const K = h.K;
       // 1. Diagonal and the first non-finite entry.
       const chk = new DeviceBuffer(lib, (K + 1) * 4);
@@ -409,35 +393,18 @@ export async function createCudaSolver(opts: CudaSolverOptions = {}): Promise<Cu
       const diag = new DeviceBuffer(lib, K * 4);
       const scratch = new DeviceBuffer(lib, Number(S.gptq_solve_factor_scratch_bytes(K)));
       const status = new DeviceBuffer(lib, 4);
-      const inc = Math.fround(o.damp_auto_increment ?? 0.0025);
-      let damp = Math.fround(o.damp_percent);
-      const tried: number[] = [];
+      let damp: number;
       try {
         lib.upload(diag.ptr, plan.diag);
-        for (;;) {
-          tried.push(damp);
+        damp = await withDamping(o, plan.mean, K, tname, async (abs) => {
           ck(
-            S.gptq_solve_factor(
-              h.ptr,
-              K,
-              aux.ptr,
-              diag.ptr,
-              Math.fround(damp * plan.mean),
-              u.ptr,
-              scratch.ptr,
-              status.ptr,
-            ),
+            S.gptq_solve_factor(h.ptr, K, aux.ptr, diag.ptr, abs, u.ptr, scratch.ptr, status.ptr),
             "gptq_solve_factor",
           );
           const pivot = new Uint32Array(1);
           await lib.read(status.ptr, pivot);
-          if (pivot[0] === NO_FAIL) break;
-          const next = Math.fround(damp + inc);
-          if (inc <= 0 || next >= 1) {
-            throw solverError(notPositiveDefinite(K - 1 - pivot[0]!, tried), tname);
-          }
-          damp = next;
-        }
+          return pivot[0]!;
+        });
       } catch (e) {
         u.free();
         aux.free();
@@ -449,7 +416,7 @@ export async function createCudaSolver(opts: CudaSolverOptions = {}): Promise<Cu
       }
       const prep: Prepared = {
         K,
-        G: o.group_size === -1 ? 1 : Math.ceil(K / o.group_size),
+        G: groupsOf(K, o),
         gIdx: gIdxOf(plan.perm, o),
         dampUsed: damp,
         deadColumns: plan.nDead,
@@ -474,22 +441,9 @@ export async function createCudaSolver(opts: CudaSolverOptions = {}): Promise<Cu
     async quantize(p, w, N, qo = {}) {
       const prep = p as Prepared;
       const tname = qo.name;
-      const ctx = tname ? { tensor: tname } : {};
-      if (prep.freed) {
-        throw new GptqError("INVALID_ARGUMENT", "this prepared Hessian was freed", ctx);
-      }
+      checkLive(prep.freed, tname);
       const { K, G, opts: o } = prep;
-      if (!Number.isSafeInteger(N) || N < 1 || w.length !== N * K) {
-        throw new GptqError(
-          "SHAPE",
-          `gptq: W has ${w.length} values, expected N·K = ${N}·${K}; W must be [N, K] with K = ` +
-            "the Hessian size",
-          ctx,
-        );
-      }
-      for (let i = 0; i < w.length; i++) {
-        if (!Number.isFinite(w[i]!)) throw solverError(nonFinite("W", i, K, w[i]!), tname);
-      }
+      checkWeight(w, N, K, tname);
       const bs = o.blocksize ?? 128;
       const band = Math.max(1, Math.min(N, opts.maxBandRows ?? Math.floor(BAND_BYTES / (K * 4))));
       const codes = new Uint8Array(N * K);
@@ -547,62 +501,23 @@ export async function createCudaSolver(opts: CudaSolverOptions = {}): Promise<Cu
         scratch.free();
         out.free();
       }
-      const rows = qo.qRows ?? null;
-      const nq = rows ? rows.length : N;
-      const q = new Float32Array(nq * K);
-      const gIdx = prep.gIdx;
-      for (let i = 0; i < nq; i++) {
-        const r = rows ? rows[i]! : i;
-        for (let k = 0; k < K; k++) {
-          const gi = r * G + gIdx[k]!;
-          q[i * K + k] = Math.fround(scale[gi]! * (codes[r * K + k]! - zero[gi]!));
-        }
-      }
-      return {
-        q,
-        codes,
-        scale,
-        zero,
-        gIdx: gIdx.slice(),
-        G,
-        loss,
-        dampUsed: prep.dampUsed,
-        deadColumns: prep.deadColumns,
-      };
+      return layerResult(prep, { codes, scale, zero, loss }, qo.qRows);
     },
 
     async gptq(w, N, K, h, o, tname) {
-      checkSolveOptions(o, tname);
-      if (w.length !== N * K || h.length !== K * K) {
-        throw new GptqError(
-          "SHAPE",
-          `gptq: W has ${w.length} values (N·K = ${N * K}), H has ${h.length} (K² = ${K * K})`,
-          { ...(tname ? { tensor: tname } : {}) },
-        );
-      }
-      const hess = new CudaHessian(lib, K);
-      let prep: CudaPreparedHessian | null = null;
-      try {
-        hess.setMatrix(h);
-        prep = await solver.prepare(hess, o, tname);
-        return await solver.quantize(prep, w, N, tname ? { name: tname } : {});
-      } finally {
-        prep?.free();
-        hess.free();
-      }
+      checkSolveOptions(o, tname, DEVICE);
+      checkHostShapes(w, N, K, h, tname);
+      return await solveHostHessian(
+        new CudaHessian(lib, K),
+        h,
+        (hess) => solver.prepare(hess, o, tname),
+        (prep) => solver.quantize(prep, w, N, tname ? { name: tname } : {}),
+      );
     },
 
     async errorSums(h, d, M, parts) {
       const K = h.K;
-      if (
-        !Number.isSafeInteger(M) || !Number.isSafeInteger(parts) || parts < 1 || M < 1 ||
-        M % parts !== 0 || d.length !== M * K
-      ) {
-        throw new GptqError(
-          "SHAPE",
-          `errorSums: D has ${d.length} values for ${M} rows of K = ${K} in ${parts} parts`,
-        );
-      }
+      checkErrorSums(d, M, K, parts);
       const db = new DeviceBuffer(lib, M * K * 4), y = new DeviceBuffer(lib, M * K * 4);
       const ob = new DeviceBuffer(lib, M * 4);
       const rows = new Float32Array(M);
@@ -620,13 +535,10 @@ export async function createCudaSolver(opts: CudaSolverOptions = {}): Promise<Cu
       return total;
     },
 
-    rtn(w, N, K, o) {
-      if (!wasm) throw new GptqError("INVALID_ARGUMENT", "the CUDA solver was disposed");
-      return wasm.rtn(w, N, K, o);
-    },
+    rtn: (w, N, K, o) => host.rtn(w, N, K, o),
 
     dispose() {
-      wasm = null;
+      host.close();
       if (owned) be.dispose();
     },
   };

@@ -49,13 +49,27 @@
  * @module
  */
 
-import { GptqError } from "../../errors.ts";
+import type { GptqLayerResult, GptqSolveOptions } from "../../quant/solver.ts";
 import {
-  createWasmSolver,
-  type GptqLayerResult,
-  type GptqSolveOptions,
-  type QuantBackend,
-} from "../../quant/solver.ts";
+  checkErrorSums,
+  checkHostShapes,
+  checkLive,
+  checkSolveOptions,
+  checkWeight,
+  type DevicePreparedHessian,
+  type DeviceQuantizeOptions,
+  gIdxOf,
+  groupsOf,
+  hostRtn,
+  layerResult,
+  mseTable,
+  NO_FAIL,
+  nonFinite,
+  planFromDiagonal,
+  solveHostHessian,
+  solverError,
+  withDamping,
+} from "../_gptq_solve_host.ts";
 import { GpuContext } from "./context.ts";
 import { f32, grid, params, rowBlocks } from "./_common.ts";
 import { checkSquareFits, GpuHessian } from "./_hessian.ts";
@@ -77,35 +91,10 @@ export interface WebGpuSolverOptions {
 }
 
 /** A Hessian prepared for quantization on the device (its factor `U` lives there). */
-export interface GpuPreparedHessian {
-  /** Input features. */
-  readonly K: number;
-  /** Groups. */
-  readonly G: number;
-  /** AutoGPTQ `g_idx` (`[K]`). */
-  readonly gIdx: Int32Array;
-  /** The damping fraction used (after automatic increases). */
-  readonly dampUsed: number;
-  /** Columns with a zero Hessian diagonal. */
-  readonly deadColumns: number;
-  /** `perm[i]` = the original column processed at position `i`. */
-  readonly perm: Uint32Array;
-  /** The settings it was prepared with. */
-  readonly opts: Readonly<GptqSolveOptions>;
-  /** Frees the device memory. */
-  free(): void;
-}
+export type GpuPreparedHessian = DevicePreparedHessian;
 
-/** Options of {@linkcode WebGpuSolver.quantize}. */
-export interface GpuQuantizeOptions {
-  /** The tensor name, for error messages. */
-  name?: string;
-  /**
-   * Only these rows of `Q` (ascending, distinct, `< N`) are formed: the
-   * result's `q` is `[qRows.length, K]` (codes, scales and zeros stay complete).
-   */
-  qRows?: readonly number[];
-}
+/** Options of {@linkcode WebGpuSolver.quantize}: the tensor name, the rows of `Q` to form. */
+export type GpuQuantizeOptions = DeviceQuantizeOptions;
 
 /** The GPTQ solver on a WebGPU device. */
 export interface WebGpuSolver {
@@ -152,7 +141,7 @@ export interface WebGpuSolver {
   ): Promise<GptqLayerResult>;
   /**
    * `prepare` and `quantize` for a Hessian given on the host (the
-   * {@linkcode QuantBackend.gptq} of the WASM solver, asynchronous).
+   * `gptq` of the WASM solver's `QuantBackend`, asynchronous).
    *
    * @param w The weight `[N, K]`.
    * @param N Rows.
@@ -196,90 +185,9 @@ export interface WebGpuSolver {
   dispose(): void;
 }
 
-const NO_FAIL = 0xffffffff;
 const NB = 64;
 const MAX_BLOCK = 128;
-
-/** Rust's `{}` of a non-finite f32. */
-function rustFloat(v: number): string {
-  return Number.isNaN(v) ? "NaN" : v > 0 ? "inf" : "-inf";
-}
-
-/** Rust's `{:?}` of an f32: the shortest decimal that reads back as the same f32. */
-function rustF32Debug(v: number): string {
-  let s = String(v);
-  for (let p = 1; p <= 9; p++) {
-    const t = Number(v.toPrecision(p));
-    if (Math.fround(t) === v) {
-      s = String(t);
-      break;
-    }
-  }
-  return /[.eE]/.test(s) || !Number.isFinite(v) ? s : `${s}.0`;
-}
-
-function nonFinite(tensor: "H" | "W", i: number, cols: number, v: number): string {
-  const why = tensor === "H"
-    ? "the calibration activations overflowed or contain NaN: check the calibration data and run the layer in fp32"
-    : "the layer weight contains NaN/Inf: the checkpoint is corrupt or was saved after a diverged training step";
-  return `${tensor}[${Math.floor(i / cols)}, ${i % cols}] = ${rustFloat(v)} is not finite; ${why}`;
-}
-
-/** The error the WASM solver raises for the same failure (same code, wording and hint). */
-function solverError(msg: string, name: string | undefined): GptqError {
-  return new GptqError("HESSIAN", msg, {
-    ...(name ? { tensor: name } : {}),
-    hint: /cholesky|positive/i.test(msg)
-      ? "raise --damp-percent or use more calibration samples"
-      : "check the calibration data and the model weights for NaN/Inf",
-  });
-}
-
-function checkOpts(o: GptqSolveOptions, name: string | undefined): void {
-  const ctx = name ? { tensor: name } : {};
-  if (![2, 3, 4, 8].includes(o.bits)) {
-    throw new GptqError("INVALID_ARGUMENT", `bits must be 2, 3, 4 or 8, got ${o.bits}`, ctx);
-  }
-  if (!(o.group_size === -1 || (Number.isInteger(o.group_size) && o.group_size > 0))) {
-    throw new GptqError(
-      "INVALID_ARGUMENT",
-      `group_size must be -1 or a positive integer, got ${o.group_size}`,
-      ctx,
-    );
-  }
-  if (!(o.damp_percent > 0 && o.damp_percent < 1)) {
-    throw new GptqError(
-      "INVALID_ARGUMENT",
-      `damp_percent must be in (0, 1), got ${o.damp_percent}`,
-      ctx,
-    );
-  }
-  const bs = o.blocksize ?? 128;
-  if (!Number.isInteger(bs) || bs < 1 || bs > MAX_BLOCK) {
-    throw new GptqError(
-      "INVALID_ARGUMENT",
-      `the WebGPU solver takes blocksize 1..${MAX_BLOCK}, got ${bs}`,
-      { ...ctx, hint: "use the default 128 (AutoGPTQ's)" },
-    );
-  }
-}
-
-/** AutoGPTQ's g_idx for a processing order (as the Rust `from_parts`). */
-function gIdxOf(perm: Uint32Array, o: GptqSolveOptions): Int32Array {
-  const K = perm.length, gw = o.group_size > 0 ? o.group_size : K;
-  const g = new Int32Array(K);
-  perm.forEach((c, i) => {
-    g[c] = o.static_groups && o.desc_act ? Math.floor(c / gw) : Math.floor(i / gw);
-  });
-  return g;
-}
-
-/** Rust's `(maxshrink·grid) as u32` steps of `p = 1 − i/grid` (AutoGPTQ's MSE defaults). */
-function mseTable(mse: boolean | undefined): Float32Array {
-  if (!mse) return new Float32Array(0);
-  const grid = 100, steps = Math.floor(Math.fround(0.8) * grid);
-  return Float32Array.from({ length: steps }, (_, i) => 1 - i / grid);
-}
+const DEVICE = { solver: "WebGPU", maxBlock: MAX_BLOCK };
 
 interface Prepared extends GpuPreparedHessian {
   /** U (K×K). */
@@ -314,7 +222,7 @@ export async function createWebGpuSolver(opts: WebGpuSolverOptions = {}): Promis
     ctx.limits.maxStorageBufferBindingSize,
   );
   const dummies = [ctx.upload(new Float32Array(4)), ctx.upload(new Float32Array(4))] as const;
-  let wasm: QuantBackend | null = await createWasmSolver();
+  const host = await hostRtn("WebGPU");
   const name = `webgpu (${ctx.facts.description})`;
 
   /** Encodes C = [C +] alpha·A·B (see `wgsl/gptq_solve_gemm.wgsl`); `bufs` are 1..3 distinct buffers. */
@@ -412,7 +320,7 @@ export async function createWebGpuSolver(opts: WebGpuSolverOptions = {}): Promis
     },
 
     async prepare(h, o, tname) {
-      checkOpts(o, tname);
+      checkSolveOptions(o, tname, DEVICE);
       const K = h.K;
       checkSquareFits(K, limit, tname);
       ctx.phase("solve.factor");
@@ -431,57 +339,30 @@ export async function createWebGpuSolver(opts: WebGpuSolverOptions = {}): Promis
         const v = new Float32Array(await ctx.read(hb, first * 4, 4))[0]!;
         throw solverError(nonFinite("H", first, K, v), tname);
       }
-      const hdiag = new Float32Array(raw, 4, K);
       // 2. Dead columns, act-order, damping (the Rust prepare_hessian, on the host).
-      const dead = new Uint32Array(K);
-      const diag = new Float32Array(K);
-      let nDead = 0, sum = 0;
-      for (let i = 0; i < K; i++) {
-        dead[i] = hdiag[i] === 0 ? 1 : 0;
-        nDead += dead[i]!;
-        diag[i] = dead[i] ? 1 : hdiag[i]!;
-        sum += diag[i]!;
-      }
-      const mean = Math.fround(sum / K);
-      const order = Array.from({ length: K }, (_, i) => i);
-      if (o.desc_act) order.sort((a, b) => diag[b]! - diag[a]!); // stable: ties by index
-      const perm = Uint32Array.from(order);
+      const plan = planFromDiagonal(new Float32Array(raw, 4, K), o.desc_act);
+      const { perm } = plan;
       const fillAux = new Uint32Array(2 * K);
       fillAux.set(perm);
-      fillAux.set(new Uint32Array(diag.buffer), K);
+      fillAux.set(new Uint32Array(plan.diag.buffer), K);
       const mse = mseTable(o.mse);
       const colAux = new Uint32Array(2 * K + mse.length);
       colAux.set(perm);
-      colAux.set(dead, K);
+      colAux.set(plan.dead, K);
       colAux.set(new Uint32Array(mse.buffer), 2 * K);
       // 3. U on the device; the damping goes up while the Cholesky fails.
       const auxF = ctx.upload(fillAux);
       const u = ctx.buffer(K * K * 4);
       const scratch = ctx.buffer(K * NB * 4);
-      const inc = Math.fround(o.damp_auto_increment ?? 0.0025);
-      let damp = Math.fround(o.damp_percent);
-      const tried: number[] = [];
+      let damp: number;
       try {
-        for (;;) {
-          tried.push(damp);
+        damp = await withDamping(o, plan.mean, K, tname, async (abs) => {
           const status = ctx.upload(new Uint32Array([NO_FAIL, 0, 0, 0]));
-          encodeFactor(K, hb, auxF, u, scratch, status, Math.fround(damp * mean));
+          encodeFactor(K, hb, auxF, u, scratch, status, abs);
           const pivot = new Uint32Array(await ctx.read(status, 0, 4))[0]!;
           ctx.discard(status);
-          if (pivot === NO_FAIL) break;
-          const next = Math.fround(damp + inc);
-          if (inc <= 0 || next >= 1) {
-            throw solverError(
-              `the damped Hessian is not positive definite (Cholesky failed at pivot ${
-                K - 1 - pivot
-              }) with damp_percent [${tried.map(rustF32Debug).join(", ")}]; ` +
-                "raise damp_percent (e.g. 0.1), enable damp_auto_increment, or use more/longer " +
-                "calibration samples",
-              tname,
-            );
-          }
-          damp = next;
-        }
+          return pivot;
+        });
       } catch (e) {
         ctx.release(u);
         throw e;
@@ -492,10 +373,10 @@ export async function createWebGpuSolver(opts: WebGpuSolverOptions = {}): Promis
       const aux = ctx.upload(colAux);
       const prep: Prepared = {
         K,
-        G: o.group_size === -1 ? 1 : Math.ceil(K / o.group_size),
+        G: groupsOf(K, o),
         gIdx: gIdxOf(perm, o),
         dampUsed: damp,
-        deadColumns: nDead,
+        deadColumns: plan.nDead,
         perm,
         opts: { ...o },
         u,
@@ -515,23 +396,9 @@ export async function createWebGpuSolver(opts: WebGpuSolverOptions = {}): Promis
     async quantize(p, w, N, qo = {}) {
       const prep = p as Prepared;
       const tname = qo.name;
-      if (prep.freed) {
-        throw new GptqError("INVALID_ARGUMENT", "this prepared Hessian was freed", {
-          ...(tname ? { tensor: tname } : {}),
-        });
-      }
+      checkLive(prep.freed, tname);
       const { K, G, opts: o } = prep;
-      if (!Number.isSafeInteger(N) || N < 1 || w.length !== N * K) {
-        throw new GptqError(
-          "SHAPE",
-          `gptq: W has ${w.length} values, expected N·K = ${N}·${K}; W must be [N, K] with K = ` +
-            "the Hessian size",
-          { ...(tname ? { tensor: tname } : {}) },
-        );
-      }
-      for (let i = 0; i < w.length; i++) {
-        if (!Number.isFinite(w[i]!)) throw solverError(nonFinite("W", i, K, w[i]!), tname);
-      }
+      checkWeight(w, N, K, tname);
       const gw = o.group_size > 0 ? o.group_size : K;
       const mode = o.group_size <= 0 ? 0 : o.static_groups ? 2 : 1;
       const bs = o.blocksize ?? 128;
@@ -621,63 +488,24 @@ export async function createWebGpuSolver(opts: WebGpuSolverOptions = {}): Promis
         zero.set(f.subarray(nr * G, 2 * nr * G), r0 * G);
         for (let r = 0; r < nr; r++) loss += f[2 * nr * G + r]!;
       }
-      const rows = qo.qRows ?? null;
-      const nq = rows ? rows.length : N;
-      const q = new Float32Array(nq * K);
-      const gIdx = prep.gIdx;
-      for (let i = 0; i < nq; i++) {
-        const r = rows ? rows[i]! : i;
-        for (let k = 0; k < K; k++) {
-          const gi = r * G + gIdx[k]!;
-          q[i * K + k] = Math.fround(scale[gi]! * (codes[r * K + k]! - zero[gi]!));
-        }
-      }
-      return {
-        q,
-        codes,
-        scale,
-        zero,
-        gIdx: gIdx.slice(),
-        G,
-        loss,
-        dampUsed: prep.dampUsed,
-        deadColumns: prep.deadColumns,
-      };
+      return layerResult(prep, { codes, scale, zero, loss }, qo.qRows);
     },
 
     async gptq(w, N, K, h, o, tname) {
-      checkOpts(o, tname);
-      if (w.length !== N * K || h.length !== K * K) {
-        throw new GptqError(
-          "SHAPE",
-          `gptq: W has ${w.length} values (N·K = ${N * K}), H has ${h.length} (K² = ${K * K})`,
-          { ...(tname ? { tensor: tname } : {}) },
-        );
-      }
+      checkSolveOptions(o, tname, DEVICE);
+      checkHostShapes(w, N, K, h, tname);
       checkSquareFits(K, limit, tname);
-      const hess = new GpuHessian(ctx, K, limit, tname);
-      let prep: GpuPreparedHessian | null = null;
-      try {
-        hess.setMatrix(h);
-        prep = await solver.prepare(hess, o, tname);
-        return await solver.quantize(prep, w, N, tname ? { name: tname } : {});
-      } finally {
-        prep?.free();
-        hess.free();
-      }
+      return await solveHostHessian(
+        new GpuHessian(ctx, K, limit, tname),
+        h,
+        (hess) => solver.prepare(hess, o, tname),
+        (prep) => solver.quantize(prep, w, N, tname ? { name: tname } : {}),
+      );
     },
 
     async errorSums(h, d, M, parts) {
       const K = h.K;
-      if (
-        !Number.isSafeInteger(M) || !Number.isSafeInteger(parts) || parts < 1 ||
-        M % parts !== 0 || d.length !== M * K
-      ) {
-        throw new GptqError(
-          "SHAPE",
-          `errorSums: D has ${d.length} values for ${M} rows of K = ${K} in ${parts} parts`,
-        );
-      }
+      checkErrorSums(d, M, K, parts);
       const hb = h.buffer();
       const sums: number[] = [];
       const per = M / parts;
@@ -718,14 +546,11 @@ export async function createWebGpuSolver(opts: WebGpuSolverOptions = {}): Promis
       return sums;
     },
 
-    rtn(w, N, K, o) {
-      if (!wasm) throw new GptqError("INVALID_ARGUMENT", "the WebGPU solver was disposed");
-      return wasm.rtn(w, N, K, o);
-    },
+    rtn: (w, N, K, o) => host.rtn(w, N, K, o),
 
     dispose() {
       for (const b of dummies) b.destroy();
-      wasm = null;
+      host.close();
       if (owned) ctx.destroy();
     },
   };
