@@ -203,6 +203,10 @@ export function createServer(opts: ServerOptions): OpenAIServer {
   const maxTokensLimit = opts.maxTokensLimit ?? ctx;
   const log = opts.log ?? (() => {});
   const queue = new FifoQueue();
+  // One ticker for the server, not one per job: queued jobs hand over to each other through
+  // promises (microtasks), so a fresh per-job slice would let a run of short generations hold
+  // the event loop (and /health) for their whole total.
+  const ticker = createTicker();
   const counters = {
     completed: 0,
     cancelled: 0,
@@ -356,7 +360,6 @@ export function createServer(opts: ServerOptions): OpenAIServer {
       return null;
     }
     counters.active = true;
-    const ticker = createTicker();
     const st: GenerateStats = {
       promptTokens: 0,
       newTokens: 0,
