@@ -122,6 +122,7 @@ export const LLAMA: ArchSpec = {
     defaultIntermediate: null,
     defaultAttentionBias: false,
     defaultMlpBias: false,
+    freeHeadDim: true,
   },
 };
 

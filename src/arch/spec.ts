@@ -103,6 +103,8 @@ export interface ConfigKeys {
   defaultAttentionBias: boolean;
   /** MLP biases when neither `mlp_bias` nor `enable_bias` is given. */
   defaultMlpBias: boolean;
+  /** Whether `head_dim` may differ from hidden / heads (Llama family); otherwise it must equal it. */
+  freeHeadDim?: boolean;
 }
 
 /** A linear module that computes several projections at once (GPT-2 `c_attn`, NeoX `query_key_value`). */

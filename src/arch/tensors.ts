@@ -224,14 +224,16 @@ export function expectedTensors(
       module: null,
     });
   }
+  // blockLinears lists the linears block by block: walk it once (linear in the layer count).
   const linears = blockLinears(spec, c);
   const quant = opts.quant;
+  let next = 0;
   for (let layer = 0; layer < c.numLayers; layer++) {
     const p = `${spec.blockPrefix}.${layer}`;
     pushNorm(out, spec.blockNorms.attn, c, `${p}.${spec.blockNorms.attn.name}`, layer);
     pushNorm(out, spec.blockNorms.mlp, c, `${p}.${spec.blockNorms.mlp.name}`, layer);
-    for (const l of linears) {
-      if (l.layer !== layer) continue;
+    for (; next < linears.length && linears[next]!.layer === layer; next++) {
+      const l = linears[next]!;
       const m = l.name;
       if (quant && (quant.isQuantized === undefined || quant.isQuantized(m))) {
         const s = gptqTensorShapes(l.inFeatures, l.outFeatures, quant.bits, quant.groupSize);

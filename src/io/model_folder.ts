@@ -16,13 +16,65 @@ import {
   blockLinears,
   classifyTensor,
   expectedTensors,
+  type TensorRole,
 } from "../arch/tensors.ts";
 import { GptqError } from "../errors.ts";
 import { type QuantizeConfig, readQuantizeConfigFromFolder } from "../gptq/quant_config.ts";
 import { CheckpointReader, type CheckpointTensorInfo } from "./checkpoint.ts";
 import { type ModelConfig, readModelConfig } from "./hf_config.ts";
+import type { DType } from "./dtype.ts";
 import type { RawTensor } from "./safetensors.ts";
 import { TextTokenizer } from "./tokenizer.ts";
+
+const FLOAT_DTYPES: readonly DType[] = ["F32", "F16", "BF16", "F64"];
+
+/** The dtypes each kind of tensor may be stored in (integers are never read as float weights). */
+const ALLOWED_DTYPES: Readonly<Record<TensorRole, readonly DType[]>> = {
+  embedding: FLOAT_DTYPES,
+  position_embedding: FLOAT_DTYPES,
+  projection: FLOAT_DTYPES,
+  norm: FLOAT_DTYPES,
+  lm_head: FLOAT_DTYPES,
+  linear_weight: FLOAT_DTYPES,
+  linear_bias: FLOAT_DTYPES,
+  scales: FLOAT_DTYPES,
+  qweight: ["I32"],
+  qzeros: ["I32"],
+  g_idx: ["I32", "I64"],
+};
+
+/**
+ * Fails when config.json declares more blocks than the weights hold, before
+ * any per-layer work (a config with 2³¹ layers must not expand into 2³¹
+ * expected tensors).
+ */
+function checkLayerCount(
+  arch: ArchSpec,
+  config: ModelConfig,
+  names: ReadonlySet<string>,
+  file: string,
+): void {
+  const present = new Set<number>();
+  let max = -1;
+  for (const n of names) {
+    const c = classifyTensor(arch, n);
+    if (c.layer === null || c.role === "unknown" || c.role === "ignored") continue;
+    present.add(c.layer);
+    if (c.layer > max) max = c.layer;
+  }
+  if (config.numLayers <= max + 1) return;
+  let missing = 0;
+  while (present.has(missing)) missing++;
+  throw new GptqError(
+    "SAFETENSORS_MISSING_TENSOR",
+    `config.json declares ${config.numLayers} layers but the weights hold ` +
+      `${present.size === 0 ? "no blocks" : `blocks up to ${max}`}; block ${missing} is missing`,
+    {
+      file,
+      hint: `fix num_hidden_layers in ${config.file} or use the complete checkpoint`,
+    },
+  );
+}
 
 /** What `readQuantizeConfigFromFolder` returns: the quant config, where it came from, and warnings. */
 export interface FolderQuantConfig {
@@ -112,6 +164,7 @@ export class ModelFolder implements Disposable {
         prefixed && arch.optionalPrefix && n.startsWith(arch.optionalPrefix)
           ? n.slice(arch.optionalPrefix.length)
           : n;
+      checkLayerCount(arch, config, names, weights.files()[0]?.path ?? base);
       const quantized = new Set<string>();
       for (const l of blockLinears(arch, config)) {
         if (names.has(stored(`${l.name}.qweight`))) quantized.add(l.name);
@@ -155,6 +208,19 @@ export class ModelFolder implements Disposable {
           });
         }
         const info = weights.info(name);
+        const dtypes = ALLOWED_DTYPES[t.role];
+        if (!dtypes.includes(info.dtype)) {
+          throw new GptqError(
+            "SAFETENSORS_TENSOR",
+            `dtype ${info.dtype} is not valid for a ${t.role.replace("_", " ")} tensor ` +
+              `(expected ${dtypes.join(", ")})`,
+            {
+              file: info.file,
+              tensor: t.name,
+              hint: "the checkpoint is corrupt or was written by an unsupported tool; re-export it",
+            },
+          );
+        }
         if (info.shape.join(",") !== t.shape.join(",")) {
           throw new GptqError(
             "SHAPE",

@@ -29,6 +29,7 @@
  * @module
  */
 
+import { MAX_CONFIG_BYTES, readJsonFile } from "../io/_json_file.ts";
 import { GptqError } from "../errors.ts";
 import type { ModelFolder } from "../io/model_folder.ts";
 import { isBits, type ZeroFormat } from "../gptq/pack.ts";
@@ -156,8 +157,14 @@ export function decideZeroFormat(e: ZeroFormatEvidence): ZeroFormatDecision {
 
 async function readJsonObject(path: string): Promise<Record<string, unknown> | null> {
   try {
-    const v = JSON.parse(await Deno.readTextFile(path));
-    return v !== null && typeof v === "object" && !Array.isArray(v) ? v : null;
+    const v = await readJsonFile(path, {
+      code: "QUANT_CONFIG",
+      maxBytes: MAX_CONFIG_BYTES,
+      hint: "fix or delete the file",
+    });
+    return v !== null && typeof v === "object" && !Array.isArray(v)
+      ? v as Record<string, unknown>
+      : null;
   } catch {
     return null;
   }
