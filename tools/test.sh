@@ -19,6 +19,9 @@ bash tools/setup_webgpu.sh
 # wgpu warns without a runtime dir; lavapipe needs none.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
+step "setup: headless Chromium (apt) for the browser demo test"
+bash tools/setup_chromium.sh
+
 step "setup: rust toolchain for wasm32 (rustc-web) and wasm-bindgen-cli"
 bash tools/setup_rust.sh
 
@@ -59,8 +62,8 @@ fi
 step "deno: fmt, lint, check, doc lint, publish dry run"
 deno fmt --check
 deno lint
-deno check mod.ts cli.ts
-deno doc --lint mod.ts
+deno check mod.ts cli.ts format.ts runtime.ts quant.ts serve.ts backends.ts browser.ts
+deno doc --lint mod.ts format.ts runtime.ts quant.ts serve.ts backends.ts
 deno publish --dry-run --allow-dirty 2>&1 | tail -n 3
 
 step "deno: tests"
