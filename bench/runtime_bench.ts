@@ -9,7 +9,7 @@
  * ```sh
  * deno run -A bench/runtime_bench.ts          # ~3 minutes
  * deno run -A bench/runtime_bench.ts --quick  # ~40 seconds, smaller M and fewer tokens
- * deno run -A bench/runtime_bench.ts --threads 1  # skip the measured 2-thread rows
+ * deno run -A bench/runtime_bench.ts --threads 16  # measured rows at 1, 2, 4, 8, 16 threads
  * ```
  *
  * Peak estimate: `cores × GHz × 8 FLOP/cycle` — one f32x4 multiply and one
@@ -21,8 +21,10 @@
  * The runtime's `Kernels` interface is synchronous, so `CausalLM` runs on
  * one thread; the "2 workers (projected)" rows replace the measured time of
  * its linear layers with the time of the same linear calls on the Worker
- * pool. The last rows measure the synchronous 2-thread wasm backend
- * (`createWasmKernels({ threads: 2 })`, one helper Worker) end to end.
+ * pool. The last rows measure the synchronous wasm backend end to end
+ * (`createWasmKernels({ threads })`, `threads - 1` helper Workers) at 1, 2,
+ * 4, … threads up to `--threads N` (default: every core), with the speedup
+ * over 1 thread: the thread-scaling rows.
  *
  * @module
  */
@@ -35,7 +37,7 @@ import type { Kernels } from "../src/backends/host_kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
 import { type GenerateStats, generateTokens } from "../src/runtime/generate.ts";
 import { perplexity } from "../src/runtime/perplexity.ts";
-import { createWasmKernels } from "../src/backends/wasm/wasm_kernels.ts";
+import { createWasmKernels, MAX_WASM_THREADS } from "../src/backends/wasm/wasm_kernels.ts";
 import { MatmulPool, type ParallelLinear } from "../src/backends/wasm/_matmul_pool.ts";
 import { LLAMA7B, llama7bConfig } from "./_llama7b.ts";
 import { randomF16, rnd } from "./_random.ts";
@@ -448,15 +450,23 @@ async function modelSection(pool: MatmulPool, base: Kernels): Promise<string[]> 
 
 /**
  * Measured (not projected) prefill and decode tokens/s of `generateTokens`
- * with the synchronous wasm backend on 1 and 2 threads (`--threads`: the
- * largest count to try, default 2).
+ * with the synchronous wasm backend at 1, 2, 4, … threads and `--threads N`
+ * (the largest count to try, default every core), with the speedup over 1
+ * thread.
  */
 async function threadsRows(dir: string, prompt: number[], D: number): Promise<string[]> {
   const ti = Deno.args.indexOf("--threads");
-  const maxThreads = ti >= 0 ? Number(Deno.args[ti + 1]) : 2;
-  const W = [44, 10, 12, 14];
-  const lines = [row(["phase (measured, sync split)", "tokens", "tokens/s", "CPUs"], W)];
-  for (let threads = 1; threads <= Math.min(2, maxThreads); threads++) {
+  const maxThreads = ti >= 0 ? Number(Deno.args[ti + 1]) : Math.min(CORES, MAX_WASM_THREADS);
+  if (!Number.isInteger(maxThreads) || maxThreads < 1 || maxThreads > MAX_WASM_THREADS) {
+    throw new Error(`--threads must be an integer in [1, ${MAX_WASM_THREADS}]`);
+  }
+  const counts: number[] = [];
+  for (let t = 1; t < maxThreads; t *= 2) counts.push(t);
+  counts.push(maxThreads);
+  const W = [46, 10, 12, 10, 8];
+  const lines = [row(["phase (measured, sync split)", "tokens", "tokens/s", "speedup", "CPUs"], W)];
+  let base: [number, number] | null = null;
+  for (const threads of counts) {
     const kernels = await createWasmKernels({ threads });
     const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
     try {
@@ -479,23 +489,30 @@ async function threadsRows(dir: string, prompt: number[], D: number): Promise<st
       ) n++;
       const cpu = (cpuSeconds() - c0) / ((performance.now() - t0) / 1000);
       const steps = n - 1;
+      const pre = prompt.length / (stats.prefillMs / 1000), dec = steps / (stats.decodeMs / 1000);
+      base ??= [pre, dec];
       lines.push(row([
         `prefill (generate, ${kernels.name})`,
         prompt.length,
-        fmt(prompt.length / (stats.prefillMs / 1000), 2),
+        fmt(pre, 2),
+        `${fmt(pre / base[0], 2)}×`,
         fmt(cpu, 2),
       ], W));
       lines.push(row([
         `decode (generate, ${kernels.name})`,
         steps,
-        fmt(steps / (stats.decodeMs / 1000), 2),
+        fmt(dec, 2),
+        `${fmt(dec / base[1], 2)}×`,
         "",
       ], W));
     } finally {
       lm.close();
     }
   }
-  lines.push("(CPUs: process CPU-seconds per wall-second over prefill + decode)");
+  lines.push(
+    `(thread scaling on ${CORES} cores; speedup: over 1 thread; CPUs: process CPU-seconds per ` +
+      "wall-second over prefill + decode)",
+  );
   return lines;
 }
 

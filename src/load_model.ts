@@ -26,7 +26,11 @@ export interface LoadOptions extends ResolveModelOptions {
    * `webgpu`, `wasm` or `typescript`.
    */
   backend?: BackendName;
-  /** WASM threads (1 or 2; default 2 where there are two cores). */
+  /**
+   * CPU (WASM) inference threads, 1..64 (default: every core,
+   * `navigator.hardwareConcurrency`); outputs are bit-identical for any
+   * count. GPU backends ignore it.
+   */
   threads?: number;
   /**
    * Forces the GPTQ zero-point convention (`gptq` = v1, `gptq_v2`) instead of

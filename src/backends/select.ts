@@ -35,13 +35,19 @@ export const BACKEND_NAMES: readonly BackendName[] = [
 export interface BackendChoice {
   /** The backend. */
   backend: Backend;
-  /** One line for the user, e.g. "backend: wasm-simd128 ×2 threads (CPU)". */
+  /**
+   * One line for the user, e.g. "backend: wasm-simd128 ×2 threads (CPU) —
+   * auto: no WebGPU GPU (…); 2 threads = all cores (default)".
+   */
   description: string;
 }
 
 /** Options of {@linkcode selectBackend}. */
 export interface SelectOptions {
-  /** WASM threads (1 or 2; default: 2 where there are two cores). */
+  /**
+   * WASM threads, 1..64 (default: every core, `navigator.hardwareConcurrency`;
+   * outputs are bit-identical for any count). Other backends ignore it.
+   */
   threads?: number;
   /**
    * Whether `auto` may pick a WebGPU GPU (default true); `false` keeps it on
@@ -55,10 +61,14 @@ function describe(b: Backend, why = ""): string {
   return `backend: ${b.name} (${b.device})${why ? ` — ${why}` : ""}`;
 }
 
-async function wasmBackend(threads: number | undefined): Promise<Backend> {
-  const { createWasmKernels } = await import("./wasm/wasm_kernels.ts");
-  const k = await createWasmKernels(threads !== undefined ? { threads } : {});
-  return hostBackend(k, "CPU");
+/** The WASM backend and why it runs that many threads. */
+async function wasmBackend(
+  requested: number | undefined,
+): Promise<{ backend: Backend; threads: string }> {
+  const { createWasmKernels, wasmThreads } = await import("./wasm/wasm_kernels.ts");
+  const { threads, why } = wasmThreads(requested);
+  const k = await createWasmKernels({ threads });
+  return { backend: hostBackend(k, "CPU"), threads: why };
 }
 
 async function webgpuBackend(): Promise<Backend> {
@@ -84,9 +94,11 @@ async function cpuFallback(
   why: string,
 ): Promise<BackendChoice> {
   try {
-    const b = await wasmBackend(opts.threads);
-    return { backend: b, description: describe(b, why) };
+    const { backend: b, threads } = await wasmBackend(opts.threads);
+    return { backend: b, description: describe(b, [why, threads].filter(Boolean).join("; ")) };
   } catch (e) {
+    // A bad thread count is the caller's error, not a reason to fall back.
+    if (e instanceof GptqError && e.code === "INVALID_ARGUMENT") throw e;
     const reason = (e as Error).message;
     if (name === "wasm") {
       throw new GptqError("WASM", `the WASM backend failed to load: ${reason}`, {

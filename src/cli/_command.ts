@@ -258,6 +258,29 @@ export const BACKEND_OPTION: OptionSpec = {
     "SIMD, else TypeScript), cuda, hip, webgpu, wasm or typescript",
 };
 
+/** `--threads`, shared by the commands that run a model (generate, eval, serve). */
+export const THREADS_OPTION: OptionSpec = {
+  type: "string",
+  valueName: "N",
+  description: "CPU (WASM) inference threads, 1..64 (default: all cores; identical output for " +
+    "any N; GPU backends ignore it)",
+};
+
+/**
+ * Reads `--threads` (CPU inference threads, 1..64).
+ *
+ * @example
+ * ```ts ignore
+ * const threads = threadsOption(args); // 1..64, or undefined for all cores
+ * ```
+ *
+ * @param args Parsed arguments.
+ * @returns The thread count, or `undefined` for the default (all cores).
+ */
+export function threadsOption(args: ParsedArgs): number | undefined {
+  return args.values.threads === undefined ? undefined : intOption(args, "threads", 1, 1, 64);
+}
+
 /** `--zero-format`, shared by the commands that load a model. */
 export const ZERO_FORMAT_OPTION: OptionSpec = {
   type: "string",

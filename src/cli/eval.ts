@@ -15,6 +15,8 @@ import {
   intOption,
   MODEL_HELP,
   REVISION_OPTION,
+  THREADS_OPTION,
+  threadsOption,
   ZERO_FORMAT_OPTION,
   zeroFormatOption,
 } from "./_command.ts";
@@ -26,7 +28,7 @@ export const evalCommand: Command = {
   name: "eval",
   summary: "perplexity of a model (plain or GPTQ) on a text file, as the GPTQ paper computes it",
   usage:
-    "eval MODEL --dataset FILE [--seqlen 2048] [--max-samples N] [--backend auto|webgpu|wasm|typescript] [--json]",
+    "eval MODEL --dataset FILE [--seqlen 2048] [--max-samples N] [--backend auto|webgpu|wasm|typescript] [--threads N] [--json]",
   examples: [
     "eval ./Llama-2-7B-GPTQ --dataset wikitext2_test.txt --seqlen 2048",
     "eval ./stories260K-hf --dataset tinystories_valid_sample.txt --seqlen 512 --json",
@@ -46,6 +48,7 @@ export const evalCommand: Command = {
     },
     "max-samples": { type: "string", valueName: "N", description: "evaluate at most N windows" },
     backend: BACKEND_OPTION,
+    threads: THREADS_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
     revision: REVISION_OPTION,
   },
@@ -60,6 +63,7 @@ export const evalCommand: Command = {
     if (typeof dataset !== "string") {
       throw new GptqError("INVALID_ARGUMENT", "--dataset FILE is required");
     }
+    const threads = threadsOption(args);
     let text: string;
     try {
       text = await Deno.readTextFile(dataset);
@@ -68,6 +72,7 @@ export const evalCommand: Command = {
     }
     const m = await loadModel(await resolveModelArg(model, args, io), {
       backend: backendOption(args),
+      ...(threads !== undefined ? { threads } : {}),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
     const { lm, tokenizer: tok } = m;

@@ -16,6 +16,8 @@ import {
   MODEL_HELP,
   numberOption,
   REVISION_OPTION,
+  THREADS_OPTION,
+  threadsOption,
   ZERO_FORMAT_OPTION,
   zeroFormatOption,
 } from "./_command.ts";
@@ -26,7 +28,7 @@ export const generateCommand: Command = {
   name: "generate",
   summary: "generate text from a prompt, streaming tokens to stdout (plain or GPTQ models)",
   usage:
-    "generate MODEL --prompt TEXT [--max-new-tokens 128] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0]",
+    "generate MODEL --prompt TEXT [--max-new-tokens 128] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0] [--threads N]",
   examples: [
     'generate ./stories260K-hf --prompt "Once upon a time" --temperature 0',
     'generate ./Llama-2-7B-GPTQ --prompt "The capital of France is" --max-new-tokens 32 --top-p 0.9 --seed 7',
@@ -58,6 +60,7 @@ export const generateCommand: Command = {
     },
     seed: { type: "string", valueName: "S", description: "sampling seed (default 0)" },
     backend: BACKEND_OPTION,
+    threads: THREADS_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
     revision: REVISION_OPTION,
   },
@@ -79,9 +82,11 @@ export const generateCommand: Command = {
       top_p: numberOption(args, "top-p", 1, 0, 1),
       seed: intOption(args, "seed", 0),
     };
+    const threads = threadsOption(args);
     const prompt = (args.values.prompt as string | undefined) ?? "";
     const m = await loadModel(await resolveModelArg(model, args, io), {
       backend: backendOption(args),
+      ...(threads !== undefined ? { threads } : {}),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
     io.stderr(`${m.backendChoice}\n`);

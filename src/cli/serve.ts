@@ -18,6 +18,8 @@ import {
   intOption,
   MODEL_HELP,
   REVISION_OPTION,
+  THREADS_OPTION,
+  threadsOption,
   ZERO_FORMAT_OPTION,
   zeroFormatOption,
 } from "./_command.ts";
@@ -32,7 +34,7 @@ export const serveCommand: Command = {
     "serve MODEL [--port 8080] [--host 127.0.0.1] [--model-name NAME] [--chat-template FILE] " +
     "[--max-body-bytes 1048576] [--max-prompt-tokens N] [--max-tokens-limit N] " +
     "[--max-connections 128] [--header-timeout-ms 10000] [--idle-timeout-ms 60000] " +
-    "[--prompt-timeout-ms 2000]",
+    "[--prompt-timeout-ms 2000] [--threads N]",
   examples: [
     "serve ./stories260K-hf --port 8080",
     "serve ./Qwen2-0.5B-Instruct-GPTQ --host 0.0.0.0 --port 8000 --max-tokens-limit 512",
@@ -98,6 +100,7 @@ export const serveCommand: Command = {
         "else 400 (default 2000; the memory budget is 256 MiB)",
     },
     backend: BACKEND_OPTION,
+    threads: THREADS_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
     revision: REVISION_OPTION,
   },
@@ -117,6 +120,7 @@ export const serveCommand: Command = {
     const headerTimeoutMs = intOption(args, "header-timeout-ms", 10_000, 100, 3_600_000);
     const idleTimeoutMs = intOption(args, "idle-timeout-ms", 60_000, 100, 3_600_000);
     const promptTimeoutMs = intOption(args, "prompt-timeout-ms", 2000, 10, 600_000);
+    const threads = threadsOption(args);
     const given = dir.replace(/\/+$/, "");
     const base = (await resolveModelArg(given, args, io)).replace(/\/+$/, "");
     const hubId = base === given ? null : parseHubId(given);
@@ -128,6 +132,7 @@ export const serveCommand: Command = {
     );
     const model = await loadModel(base, {
       backend: backendOption(args),
+      ...(threads !== undefined ? { threads } : {}),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
     io.stderr(`${model.backendChoice}\n`);

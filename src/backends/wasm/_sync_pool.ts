@@ -1,8 +1,9 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 /**
- * A second core for the synchronous wasm backend: ONE helper Worker that
- * holds the second half of the output rows of every large linear and
- * computes it while the calling thread computes the first half.
+ * More cores for the synchronous wasm backend: a helper Worker that holds
+ * one contiguous part of the output rows of every large linear and computes
+ * it while the calling thread computes the first part (the backend starts
+ * one per extra thread).
  *
  * {@linkcode Kernels} is synchronous, so nothing here awaits. The two threads
  * talk through shared memory: a control block (`Int32Array` on a
@@ -363,6 +364,8 @@ export class SyncWorker {
   /** What the pending command was about, for error messages. */
   #pendingWhat: string | undefined;
   #x: Float32Array = new Float32Array(new SharedArrayBuffer(0));
+  /** Whether `#x` is this object's own buffer (not a caller's shared `x`). */
+  #xOwned = true;
   #y: Float32Array = new Float32Array(new SharedArrayBuffer(0));
   #nextHandle = 1;
   #live = 0;
@@ -479,7 +482,9 @@ export class SyncWorker {
 
   /**
    * Copies `x` to shared memory and starts the Worker on its half; pair with
-   * {@linkcode SyncWorker.finish}.
+   * {@linkcode SyncWorker.finish}. An `x` that already lies at the start of
+   * a `SharedArrayBuffer` is not copied: the Worker reads it in place (so
+   * several Workers can share one copy; keep it unchanged until `finish`).
    *
    * @example
    * ```ts ignore
@@ -496,22 +501,29 @@ export class SyncWorker {
   begin(handle: number, x: Float32Array, M: number, K: number, rows: number, name?: string): void {
     this.#sync();
     const nx = M * K, ny = M * rows;
-    if (this.#x.length < nx || this.#y.length < ny) {
-      const grow = (have: number, need: number) => Math.max(need, Math.min(2 * have, need * 4));
-      const xs = this.#x.length < nx
-        ? new SharedArrayBuffer(4 * grow(this.#x.length, nx))
-        : this.#x.buffer as SharedArrayBuffer;
-      const ys = this.#y.length < ny
-        ? new SharedArrayBuffer(4 * grow(this.#y.length, ny))
-        : this.#y.buffer as SharedArrayBuffer;
-      this.#x = new Float32Array(xs);
-      this.#y = new Float32Array(ys);
-      const msg: PortMessage = { op: "buffers", x: xs, y: ys };
+    const shared = x.buffer instanceof SharedArrayBuffer && x.byteOffset === 0 && x.length >= nx;
+    const grow = (have: number, need: number) => Math.max(need, Math.min(2 * have, need * 4));
+    let xs = this.#x, ys = this.#y;
+    if (shared) {
+      if (x.buffer !== xs.buffer) xs = new Float32Array(x.buffer);
+    } else if (!this.#xOwned || xs.length < nx) {
+      xs = new Float32Array(new SharedArrayBuffer(4 * grow(this.#xOwned ? xs.length : 0, nx)));
+    }
+    if (ys.length < ny) ys = new Float32Array(new SharedArrayBuffer(4 * grow(ys.length, ny)));
+    if (xs !== this.#x || ys !== this.#y) {
+      this.#x = xs;
+      this.#y = ys;
+      this.#xOwned = !shared;
+      const msg: PortMessage = {
+        op: "buffers",
+        x: xs.buffer as SharedArrayBuffer,
+        y: ys.buffer as SharedArrayBuffer,
+      };
       this.#port.postMessage(msg);
       this.#issue(OP.MESSAGE, 0, 0, "growing the shared buffers");
       this.#sync();
     }
-    this.#x.set(nx === x.length ? x : x.subarray(0, nx));
+    if (!shared) this.#x.set(nx === x.length ? x : x.subarray(0, nx));
     SYNC_POOL_STATS.linearCalls++;
     this.#issue(OP.LINEAR, handle, M, name);
   }

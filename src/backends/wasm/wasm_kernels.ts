@@ -11,13 +11,16 @@
  * handled by reordering input rows by group at load (default) or by looking
  * scales up per row ({@linkcode WasmKernelsOptions.actOrder}).
  *
- * With `threads: 2` (the default on machines with two or more cores) a large
- * linear (N·K ≥ 65536) is split by output rows (GPTQ: at a multiple of 32):
- * this thread keeps the first half, one helper Worker (`_sync_pool.ts`) the
- * second, and each call runs
- * both halves at once, synchronously. Row splits are exact, so the output is
- * bit-identical to one thread. The Worker starts with the first split linear
- * and stops when the last one is released (or on `dispose()`).
+ * With `threads: T > 1` (default: every core, `navigator.hardwareConcurrency`,
+ * at most {@linkcode MAX_WASM_THREADS}) a large linear (N·K ≥ 65536) is
+ * split by output rows into up to T contiguous parts of at least 32768
+ * weights each (GPTQ: at multiples of 32 columns, dense: of 8 rows): this
+ * thread keeps the first part, helper Workers (`_sync_pool.ts`) one further
+ * part each, and each call runs all parts at once, synchronously. Every
+ * output element is computed by one thread with the same kernel over the
+ * same K order, so the output is bit-identical for any T. The helpers start
+ * with the first linear that needs them and stop when their last part is
+ * released (or on `dispose()`).
  *
  * @module
  */
@@ -29,7 +32,6 @@ import { loadWasm, wasmModule } from "../../wasm/mod.ts";
 import * as glue from "../../wasm/_generated/gptq_wasm.internal.js";
 import type { LinearHandle, QuantLinearSource } from "../backend.ts";
 import type { Kernels } from "../host_kernels.ts";
-import { splitRows } from "./_matmul_pool.ts";
 import {
   type GptqHalf,
   halfBytes,
@@ -40,24 +42,130 @@ import {
   SyncWorker,
 } from "./_sync_pool.ts";
 
+/** Output rows `n0..n1` of a linear held by a helper Worker under `handle`. */
+interface Part {
+  sw: SyncWorker;
+  handle: number;
+  n0: number;
+  n1: number;
+}
+
 interface WasmLinear extends LinearHandle {
   w: glue.WeightBuf | null;
   /** Rows this thread computes (all of N unless split). */
   nh: number;
-  /** The helper holding rows nh..N, and its handle there. */
-  helper: SyncWorker | null;
-  handle: number;
+  /** The helpers' parts, in row order (rows nh..N); empty unless split. */
+  parts: Part[];
+}
+
+/** The most threads {@linkcode createWasmKernels} runs (and the default's cap). */
+export const MAX_WASM_THREADS = 64;
+
+/** A thread count and why it was chosen (see {@linkcode wasmThreads}). */
+export interface WasmThreads {
+  /** Threads the kernels will run (this one plus `threads - 1` helper Workers). */
+  threads: number;
+  /** Why, in words, e.g. "2 threads = all cores (default)". */
+  why: string;
+}
+
+/**
+ * Resolves the thread count of {@linkcode createWasmKernels}: the requested
+ * one, or by default every core (`navigator.hardwareConcurrency`, capped at
+ * {@linkcode MAX_WASM_THREADS}), or 1 where helper Workers cannot load.
+ *
+ * @example
+ * ```ts
+ * import { wasmThreads } from "./wasm_kernels.ts";
+ * console.log(wasmThreads(1)); // { threads: 1, why: "1 thread (asked for)" }
+ * ```
+ *
+ * @param requested The asked-for count, or undefined for the default.
+ * @returns The count and the reason.
+ * @throws {GptqError} INVALID_ARGUMENT when `requested` is not an integer in
+ * 1..{@linkcode MAX_WASM_THREADS}; WASM when more than one is asked for and
+ * helper Workers cannot load here.
+ */
+export function wasmThreads(requested?: number): WasmThreads {
+  const cores = Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
+  const coreText = `${cores} core${cores === 1 ? "" : "s"}`;
+  if (requested !== undefined) {
+    if (!Number.isInteger(requested) || requested < 1 || requested > MAX_WASM_THREADS) {
+      throw new GptqError(
+        "INVALID_ARGUMENT",
+        `threads must be an integer in [1, ${MAX_WASM_THREADS}], got ${requested}`,
+        {
+          hint:
+            `pass --threads N (threads: N) with 1 ≤ N ≤ ${MAX_WASM_THREADS}; default: ${coreText}`,
+        },
+      );
+    }
+    if (requested > 1) {
+      const no = helperUnavailable();
+      if (no) {
+        throw new GptqError("WASM", `cannot use ${requested} threads: ${no}`, {
+          hint: "grant --allow-read (or -A), or pass --threads 1 (threads: 1)",
+        });
+      }
+    }
+    const over = requested > cores ? `, more than the ${coreText}` : "";
+    return { threads: requested, why: `${plural(requested)} (asked for${over})` };
+  }
+  if (cores === 1) return { threads: 1, why: "1 thread = all cores (default)" };
+  const no = helperUnavailable();
+  if (no) return { threads: 1, why: `1 thread: ${no}` };
+  if (cores > MAX_WASM_THREADS) {
+    return {
+      threads: MAX_WASM_THREADS,
+      why: `${plural(MAX_WASM_THREADS)} (default: ${coreText}, capped at ${MAX_WASM_THREADS})`,
+    };
+  }
+  return { threads: cores, why: `${plural(cores)} = all cores (default)` };
+}
+
+function plural(n: number): string {
+  return `${n} thread${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * Row boundaries `[0, b1, …, N]` of a linear split into at most `threads`
+ * parts of at least `minPart` weights, at multiples of `align` rows (dense:
+ * 8 where there are enough rows, else 1). `[0, N]` when not split.
+ */
+function splitBounds(
+  N: number,
+  K: number,
+  threads: number,
+  minSplit: number,
+  gptq: boolean,
+): number[] {
+  if (threads < 2 || N * K < minSplit || (gptq && N % 32 !== 0)) return [0, N];
+  let p = minSplit > 0 ? Math.min(threads, Math.floor((2 * N * K) / minSplit)) : threads;
+  let unit = gptq ? 32 : 8;
+  if (!gptq && Math.floor(N / unit) < p) unit = 1;
+  const units = Math.floor(N / unit);
+  p = Math.min(p, units);
+  if (p < 2) return [0, N];
+  const b = [0];
+  for (let i = 1; i < p; i++) b.push(Math.round((i * units) / p) * unit);
+  b.push(N);
+  return b;
 }
 
 /** Options of {@linkcode createWasmKernels}. */
 export interface WasmKernelsOptions {
   /**
-   * Threads for large linears: 1, or 2 (this thread plus one helper Worker;
-   * larger values are treated as 2). Default: 2 when
-   * `navigator.hardwareConcurrency ≥ 2` and the Worker may be loaded, else 1.
+   * Threads for large linears: this thread plus `threads - 1` helper
+   * Workers, 1..{@linkcode MAX_WASM_THREADS}. Default: every core
+   * (`navigator.hardwareConcurrency`, capped) when the Workers may be
+   * loaded, else 1 (see {@linkcode wasmThreads}). Outputs are bit-identical
+   * for any count.
    */
   threads?: number;
-  /** Smallest `N·K` split across the threads (default 65536). */
+  /**
+   * Smallest `N·K` split across the threads (default 65536); each part holds
+   * at least half of it.
+   */
   minSplit?: number;
   /**
    * How GPTQ act-order `g_idx` is handled: `"reorder"` sorts input rows by
@@ -139,17 +247,7 @@ function act(name: string): string {
  */
 export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<Kernels> {
   await loadWasm();
-  const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
-  const requested = opts.threads ?? (cores >= 2 ? 2 : 1);
-  if (!Number.isInteger(requested) || requested < 1) {
-    throw new GptqError(
-      "INVALID_ARGUMENT",
-      `threads must be a positive integer, got ${requested}`,
-      {
-        hint: "pass threads: 1 or 2",
-      },
-    );
-  }
+  const { threads } = wasmThreads(opts.threads);
   const minSplit = opts.minSplit ?? 1 << 16;
   const actOrder = ACT_ORDER[opts.actOrder ?? "auto"];
   if (actOrder === undefined) {
@@ -157,66 +255,76 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
       hint: `got ${JSON.stringify(opts.actOrder)}`,
     });
   }
-  // Without permission to load the Worker, quietly stay on one thread unless
-  // two were asked for explicitly.
-  let noHelper: string | null = requested < 2 ? "1 thread requested" : helperUnavailable();
-  if (noHelper && opts.threads !== undefined && opts.threads >= 2) {
-    throw new GptqError("WASM", `cannot use ${opts.threads} threads: ${noHelper}`, {
-      hint: "grant --allow-read (or -A), or pass threads: 1",
-    });
-  }
+  let noHelper: string | null = threads < 2 ? "1 thread" : null;
   const module = noHelper ? null : await wasmModule();
-  let helper: SyncWorker | null = null;
-  /** The running helper, started on first use; null when splitting is off. */
-  const getHelper = (): SyncWorker | null => {
-    if (helper && !helper.closed) return helper;
+  /** Helper `i` computes part `i + 1` of every split linear; started on first use. */
+  const helpers: (SyncWorker | null)[] = [];
+  /** The input the helpers read (grown as needed). */
+  let xShared: Float32Array | null = null;
+  const getHelper = (i: number): SyncWorker | null => {
+    const h = helpers[i];
+    if (h && !h.closed) return h;
     if (noHelper || !module) return null;
     try {
-      helper = SyncWorker.start(module);
+      return helpers[i] = SyncWorker.start(module);
     } catch (e) {
+      // Keep the helpers that run; later linears stay on this thread.
       noHelper = e instanceof Error ? e.message : String(e);
       return null;
     }
-    return helper;
   };
   /**
-   * Builds this thread's part (rows 0..nh) and hands rows nh..N to the
-   * helper; `align` > 0 puts the split at a multiple of `align` rows.
+   * Builds this thread's part (rows 0..b1) and hands each further part to
+   * a helper; `gptq` puts the bounds at multiples of 32 columns.
    */
   const build = (
     N: number,
     K: number,
     bias: Float32Array | null,
-    mine: (nh: number) => glue.WeightBuf,
-    theirs: (nh: number) => HalfWeight | GptqHalf,
-    align = 0,
+    mine: (rows: number) => glue.WeightBuf,
+    theirs: (n0: number, n1: number) => HalfWeight | GptqHalf,
+    gptq: boolean,
   ): WasmLinear => {
-    const split = align > 0 ? Math.round(N / 2 / align) * align : splitRows(N, 2)[1]!;
-    const nh = N * K >= minSplit && !noHelper ? split : N;
-    const sw = nh > 0 && nh < N ? getHelper() : null;
-    const rows = sw ? nh : N;
+    let bounds = noHelper ? [0, N] : splitBounds(N, K, threads, minSplit, gptq);
+    const sws: SyncWorker[] = [];
+    for (let i = 0; i + 2 < bounds.length; i++) {
+      const sw = getHelper(i);
+      if (!sw) break;
+      sws.push(sw);
+    }
+    if (sws.length < bounds.length - 2) bounds = [0, N]; // a helper failed to start
+    const rows = bounds[1]!;
     const w = mine(rows);
     if (bias) w.set_bias(rows === N ? bias : bias.subarray(0, rows));
-    let handle = 0, bytes = w.byte_len();
-    if (sw) {
-      try {
-        const half = theirs(rows);
+    let bytes = w.byte_len();
+    const parts: Part[] = [];
+    try {
+      for (let i = 0; i < sws.length; i++) {
+        const n0 = bounds[i + 1]!, n1 = bounds[i + 2]!;
+        const half = theirs(n0, n1);
         bytes += halfBytes(half);
-        handle = sw.load(half);
-      } catch (e) {
-        w.free();
-        throw e;
+        parts.push({ sw: sws[i]!, handle: sws[i]!.load(half), n0, n1 });
       }
+    } catch (e) {
+      w.free();
+      for (const p of parts) releasePart(p);
+      throw e;
     }
-    return { N, K, bytes, w, nh: rows, helper: sw, handle };
+    return { N, K, bytes, w, nh: rows, parts };
   };
-  const closeHelper = (): void => {
-    helper?.close();
-    helper = null;
+  const releasePart = (p: Part): void => {
+    if (p.sw.closed) return;
+    p.sw.release(p.handle);
+    if (p.sw.live === 0) p.sw.close();
+  };
+  const closeHelpers = (): void => {
+    for (const h of helpers) h?.close();
+    helpers.length = 0;
+    xShared = null;
   };
   return {
     get name(): string {
-      return noHelper ? "wasm-simd128" : "wasm-simd128 ×2 threads";
+      return threads > 1 && noHelper === null ? `wasm-simd128 ×${threads} threads` : "wasm-simd128";
     },
     linearFromDense(t: RawTensor, bias, transposed) {
       const [a, b] = t.shape as [number, number];
@@ -238,7 +346,7 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
           ? glue.WeightBuf.from_f32_kn(f, K, N, 0, rows)
           : glue.WeightBuf.from_f32(rows === N ? f : f.subarray(0, rows * K), rows, K);
       };
-      return build(N, K, bias, mine, (nh) => sliceHalf(t, bias, transposed, nh, N));
+      return build(N, K, bias, mine, (n0, n1) => sliceHalf(t, bias, transposed, n0, n1), false);
     },
     linearFromGptq(q: QuantLinearSource) {
       const t = q.tensors;
@@ -267,40 +375,56 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
           });
         }
       };
-      return build(N, K, bias, mine, (nh) => sliceGptqHalf(t, v2, actOrder, nh, N), 32);
+      return build(N, K, bias, mine, (n0, n1) => sliceGptqHalf(t, v2, actOrder, n0, n1), true);
     },
     linear(x, M, h) {
       const l = h as WasmLinear;
       if (!l.w) throw new Error("bug: linear used after release");
-      const sw = l.helper, nh = l.nh, N = l.N;
-      if (sw) sw.begin(l.handle, x, M, l.K, N - nh);
-      let out: Float32Array;
+      const parts = l.parts, nh = l.nh, N = l.N;
+      let started = 0;
+      let out: Float32Array | undefined;
+      let err: unknown = null;
       try {
+        // One shared copy of x that every helper reads in place.
+        const nx = M * l.K;
+        if (parts.length > 0) {
+          if (!xShared || xShared.length < nx) {
+            const n = Math.max(nx, 2 * (xShared?.length ?? 0));
+            xShared = new Float32Array(new SharedArrayBuffer(4 * n));
+          }
+          xShared.set(nx === x.length ? x : x.subarray(0, nx));
+        }
+        for (const p of parts) {
+          p.sw.begin(p.handle, xShared!, M, l.K, p.n1 - p.n0);
+          started++;
+        }
         out = compute([x], M * N, ([xb], y) => glue.Kernels.matmul(xb!, M, l.w!, 0, nh, y, 0, N));
       } catch (e) {
+        err = e;
+      }
+      // Wait for every started part, even after an error (the helpers read x
+      // and write their shared y until they finish).
+      for (let i = 0; i < started; i++) {
         try {
-          sw?.finish();
-        } catch { /* report the first error */ }
-        throw e;
+          parts[i]!.sw.finish();
+        } catch (e) {
+          err ??= e;
+        }
       }
-      if (sw) {
-        sw.finish();
-        sw.copyOut(out, M, N, nh, N - nh);
-      }
-      return out;
+      if (err !== null) throw err;
+      for (const p of parts) p.sw.copyOut(out!, M, N, p.n0, p.n1 - p.n0);
+      return out!;
     },
     release(h) {
       const l = h as WasmLinear;
       l.w?.free();
       l.w = null;
-      const sw = l.helper;
-      l.helper = null;
-      if (!sw || sw.closed) return;
-      sw.release(l.handle);
-      if (sw.live === 0 && sw === helper) closeHelper();
+      const parts = l.parts;
+      l.parts = [];
+      for (const p of parts) releasePart(p);
     },
     dispose() {
-      closeHelper();
+      closeHelpers();
     },
     rmsNorm(x, M, H, weight, eps) {
       return compute(
