@@ -36,6 +36,12 @@ const OUT = "ffi/lib/libgptq_cuda.so";
 const MANIFEST = "ffi/lib/libgptq_cuda.json";
 const VENV = ".tools/cuda-venv";
 const FIXED_BUILD_DIR = "/tmp/gptq-cuda-build";
+/**
+ * nvlink records its library paths in the binary, and nvcc derives them from its own
+ * location: a fixed symlink to the toolkit keeps the output independent of where the
+ * checkout (and its .tools/cuda-venv) lives.
+ */
+const FIXED_TOOLKIT = "/tmp/gptq-cuda-toolkit";
 
 /** The PyPI wheels that make up nvcc (pinned to CUDA 13.0, the lent GPUs' driver 580). */
 export const NVCC_PACKAGES: readonly string[] = [
@@ -48,7 +54,7 @@ export const NVCC_PACKAGES: readonly string[] = [
 
 /** Build settings; part of the source hash. */
 export const BUILD_CONFIG = {
-  recipe: "copy to a fixed dir → nvcc fat binary → strip (v1)",
+  recipe: "copy to a fixed dir, toolkit via a fixed symlink → nvcc fat binary → strip (v2)",
   nvccArgs: [
     "-O3",
     "-std=c++17",
@@ -209,9 +215,14 @@ async function compile(nvcc: string, dest: string): Promise<void> {
     await Deno.mkdir(to.slice(0, to.lastIndexOf("/")), { recursive: true });
     await Deno.copyFile(rootPath(rel), to);
   }
-  const lib = nvcc.replace(/\/bin\/nvcc$/, "/lib");
+  await Deno.remove(FIXED_TOOLKIT).catch(() => {});
+  await Deno.symlink(nvcc.replace(/\/bin\/nvcc$/, ""), FIXED_TOOLKIT);
   const cu = sources.filter((s) => s.endsWith(".cu"));
-  await run(nvcc, [...BUILD_CONFIG.nvccArgs, `-L${lib}`, "-o", "out.so", ...cu], FIXED_BUILD_DIR);
+  await run(
+    `${FIXED_TOOLKIT}/bin/nvcc`,
+    [...BUILD_CONFIG.nvccArgs, `-L${FIXED_TOOLKIT}/lib`, "-o", "out.so", ...cu],
+    FIXED_BUILD_DIR,
+  );
   await Deno.copyFile(`${FIXED_BUILD_DIR}/out.so`, dest);
   await Deno.remove(FIXED_BUILD_DIR, { recursive: true });
 }
