@@ -20,49 +20,16 @@
  */
 
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
-import { convertLlama2c } from "../src/io/llama2c.ts";
-import { SafetensorsFile } from "../src/io/safetensors.ts";
 import { type GPTQConfig, quantizeModel, type QuantizeReport } from "../src/quant/quantize.ts";
 import { selectBackend } from "../src/backends/select.ts";
 import { libraryPath } from "../src/backends/cuda/ffi.ts";
-import { CausalLM } from "../src/runtime/model.ts";
-import { perplexity } from "../src/runtime/perplexity.ts";
-import { unpackQWeight } from "../src/gptq/pack.ts";
 import { disposeBackends, targets, targetTest } from "../src/backends/cuda/_test_targets.ts";
+import { cli, compareWithWasm, GOLD, sameBytes, TINYSTORIES } from "./_quantize_device_util.ts";
 
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
-const DATA = fileURLToPath(new URL("../../shared/data/", import.meta.url));
-const STORIES = `${DATA}stories260K/`;
-const TINYSTORIES = `${DATA}text/tinystories_valid_sample.txt`;
-const LLAMA = `${DATA}golden/models/llama`;
+const LLAMA = `${GOLD}llama`;
 const NSAMPLES = 4, SEQLEN = 64;
 
 const ts = await targets("quantize_cuda_test.ts");
-
-async function sameBytes(a: string, b: string): Promise<boolean> {
-  const x = await Deno.readFile(a), y = await Deno.readFile(b);
-  return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-
-/** Share of equal codes between two checkpoints' quantized modules. */
-async function codeAgreement(a: string, b: string, report: QuantizeReport): Promise<number> {
-  using fa = await SafetensorsFile.open(`${a}/model.safetensors`);
-  using fb = await SafetensorsFile.open(`${b}/model.safetensors`);
-  const bits = report.config.bits as 2 | 3 | 4 | 8;
-  let same = 0, total = 0;
-  for (const m of report.modules.filter((m) => m.quantized)) {
-    const words = async (f: SafetensorsFile) => {
-      const t = await f.read(`${m.name}.qweight`);
-      return new Int32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4);
-    };
-    const ca = unpackQWeight(await words(fa), m.K, m.N, bits);
-    const cb = unpackQWeight(await words(fb), m.K, m.N, bits);
-    for (let i = 0; i < ca.length; i++) if (ca[i] === cb[i]) same++;
-    total += ca.length;
-  }
-  return same / total;
-}
 
 targetTest(
   ts,
@@ -71,112 +38,27 @@ targetTest(
     const tmp = await Deno.makeTempDir({ prefix: "gptq-cuda-e2e-" });
     const { backend: cpu } = await selectBackend("wasm");
     try {
-      await convertLlama2c(`${STORIES}stories260K.bin`, `${STORIES}tok512.bin`, `${tmp}/stories`);
-      const stories = (await Deno.readTextFile(TINYSTORIES)).split(/\r?\n/).filter((s) => s.trim());
-      const half = Math.floor(stories.length / 2);
-      await Deno.writeTextFile(`${tmp}/calib.txt`, stories.slice(half).join("\n"));
-      using g = await SafetensorsFile.open(
-        `${DATA}golden/models/llama-gptq-4bit-g32/golden.safetensors`,
-      );
-      const [R, C] = g.info("calibration_ids").shape as [number, number];
-      assert.ok(R >= NSAMPLES && C >= SEQLEN);
-      const ids = await g.readFloat32("calibration_ids");
-      const llamaCal = Array.from(
-        { length: NSAMPLES },
-        (_, r) => Array.from(ids.subarray(r * C, r * C + SEQLEN)),
-      );
-      const wiki = await Deno.readTextFile(`${DATA}text/wikitext2_test.txt`);
-      const cases: { what: string; model: string; cfg: GPTQConfig; text: string }[] = [
-        {
-          what: "stories260K 4-bit g32",
-          model: `${tmp}/stories`,
-          cfg: {
-            bits: 4,
-            group_size: 32,
-            dataset: `${tmp}/calib.txt`,
-            nsamples: NSAMPLES,
-            model_seqlen: SEQLEN,
-          },
-          text: stories.slice(0, half).join("\n"),
-        },
-        {
-          what: "golden llama 4-bit g32 act-order",
-          model: LLAMA,
-          cfg: { bits: 4, group_size: 32, desc_act: true, dataset: llamaCal, model_seqlen: SEQLEN },
-          text: wiki.slice(0, 120_000),
-        },
-      ];
-      const lines: string[] = [];
-      const rels: [string, number][] = [];
-      for (const [i, c] of cases.entries()) {
-        const outCpu = `${tmp}/cpu${i}`, outGpu = `${tmp}/gpu${i}`;
-        const t0 = performance.now();
-        const rc = await quantizeModel(c.model, outCpu, c.cfg, { backend: cpu });
-        const t1 = performance.now();
-        const rg = await quantizeModel(c.model, outGpu, c.cfg, { backend: gpu });
-        const t2 = performance.now();
-        // The report says which backend ran the forward and solved.
-        assert.equal(rg.backends.forward, kind);
-        assert.ok(rg.backends.solver.startsWith(`${kind} (`), rg.backends.solver);
-        assert.match(rc.backends.solver, /^wasm/);
-        assert.ok(
-          await sameBytes(`${outCpu}/quantize_config.json`, `${outGpu}/quantize_config.json`),
-        );
-        let quantized = 0;
-        for (const [j, m] of rg.modules.entries()) {
-          assert.equal(m.quantized, rc.modules[j]!.quantized, m.name);
-          if (!m.quantized) continue;
-          quantized++;
-          assert.ok(m.gptqError! < m.rtnError!, `${m.name}: GPTQ not below RTN`);
-        }
-        assert.ok(quantized > 0, `${c.what}: nothing was quantized`);
-        const agree = await codeAgreement(outCpu, outGpu, rg);
-        const ppl = async (dir: string) => {
-          const lm = await CausalLM.load(dir, { backend: cpu });
-          try {
-            const tok = await lm.folder.tokenizer();
-            const all = tok.encode(c.text, { addSpecialTokens: false });
-            return (await perplexity(lm, all, { seqlen: 512, maxSamples: 8 })).ppl;
-          } finally {
-            lm.close();
-          }
-        };
-        const pc = await ppl(outCpu), pg = await ppl(outGpu);
-        const rel = pg / pc - 1;
-        rels.push([c.what, rel]);
-        lines.push(
-          `${kind}: ${c.what}: ppl WASM ${pc.toFixed(4)}, ${kind} ${pg.toFixed(4)} (${
-            (100 * rel).toFixed(3)
-          }%); codes equal ${(100 * agree).toFixed(3)}% of ${quantized} modules; quantize ${
-            ((t1 - t0) / 1000).toFixed(1)
-          } s (WASM) vs ${((t2 - t1) / 1000).toFixed(1)} s (${kind})`,
-        );
-      }
-      console.log(lines.join("\n"));
-      for (const [what, rel] of rels) {
-        assert.ok(Math.abs(rel) <= 0.005, `${what}: ppl off by ${rel}`);
-      }
+      await compareWithWasm({
+        gpu,
+        cpu,
+        kind,
+        tmp,
+        nsamples: NSAMPLES,
+        seqlen: SEQLEN,
+        maxSamples: 8,
+        line: (r) =>
+          `${kind}: ${r.what}: ppl WASM ${r.pc.toFixed(4)}, ${kind} ${r.pg.toFixed(4)} (${
+            (100 * r.rel).toFixed(3)
+          }%); codes equal ${(100 * r.agree).toFixed(3)}% of ${r.quantized} modules; quantize ${
+            r.wasmSeconds.toFixed(1)
+          } s (WASM) vs ${r.gpuSeconds.toFixed(1)} s (${kind})`,
+      });
     } finally {
       cpu.dispose?.();
       await Deno.remove(tmp, { recursive: true });
     }
   },
 );
-
-async function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "quantize", ...args],
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-}
 
 targetTest(
   ts,

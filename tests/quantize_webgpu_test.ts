@@ -10,20 +10,18 @@
  */
 
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { convertLlama2c } from "../src/io/llama2c.ts";
-import { SafetensorsFile } from "../src/io/safetensors.ts";
-import { quantizeModel, type QuantizeReport } from "../src/quant/quantize.ts";
+import type { QuantizeReport } from "../src/quant/quantize.ts";
 import { selectBackend } from "../src/backends/select.ts";
-import { CausalLM } from "../src/runtime/model.ts";
-import { perplexity } from "../src/runtime/perplexity.ts";
-import { unpackQWeight } from "../src/gptq/pack.ts";
-
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
-const DATA = fileURLToPath(new URL("../../shared/data/", import.meta.url));
-const STORIES = `${DATA}stories260K/`;
-const TINYSTORIES = `${DATA}text/tinystories_valid_sample.txt`;
-const GOLD = `${DATA}golden/models/`;
+import {
+  CLI,
+  cli,
+  compareWithWasm,
+  GOLD,
+  sameBytes,
+  STORIES,
+  TINYSTORIES,
+} from "./_quantize_device_util.ts";
 
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
 if (!adapter) console.log("WebGPU quantize tests skipped: no WebGPU adapter");
@@ -36,45 +34,6 @@ function gpuTest(name: string, fn: () => Promise<void>): void {
   });
 }
 
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "quantize", ...args],
-    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-}
-
-async function sameBytes(a: string, b: string): Promise<boolean> {
-  const x = await Deno.readFile(a), y = await Deno.readFile(b);
-  return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-
-/** Share of equal codes between two checkpoints' quantized modules. */
-async function codeAgreement(a: string, b: string, report: QuantizeReport): Promise<number> {
-  using fa = await SafetensorsFile.open(`${a}/model.safetensors`);
-  using fb = await SafetensorsFile.open(`${b}/model.safetensors`);
-  const bits = report.config.bits as 2 | 3 | 4 | 8;
-  let same = 0, total = 0;
-  for (const m of report.modules.filter((m) => m.quantized)) {
-    const words = async (f: SafetensorsFile) => {
-      const t = await f.read(`${m.name}.qweight`);
-      return new Int32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4);
-    };
-    const ca = unpackQWeight(await words(fa), m.K, m.N, bits);
-    const cb = unpackQWeight(await words(fb), m.K, m.N, bits);
-    for (let i = 0; i < ca.length; i++) if (ca[i] === cb[i]) same++;
-    total += ca.length;
-  }
-  return same / total;
-}
-
 gpuTest(
   "quantize on WebGPU: golden llama and stories260K checkpoints within 0.5% perplexity of WASM's",
   async () => {
@@ -82,86 +41,21 @@ gpuTest(
     const { backend: gpu } = await selectBackend("webgpu");
     const { backend: cpu } = await selectBackend("wasm");
     try {
-      await convertLlama2c(`${STORIES}stories260K.bin`, `${STORIES}tok512.bin`, `${tmp}/stories`);
-      const stories = (await Deno.readTextFile(TINYSTORIES)).split(/\r?\n/).filter((s) => s.trim());
-      const half = Math.floor(stories.length / 2);
-      await Deno.writeTextFile(`${tmp}/calib.txt`, stories.slice(half).join("\n"));
-      using g = await SafetensorsFile.open(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`);
-      const [R, C] = g.info("calibration_ids").shape as [number, number];
-      const ids = await g.readFloat32("calibration_ids");
-      const llamaCal = Array.from(
-        { length: 8 },
-        (_, r) => Array.from(ids.subarray(r * C, r * C + C)),
-      );
-      assert.ok(R >= 8);
-      const wiki = await Deno.readTextFile(`${DATA}text/wikitext2_test.txt`);
-      const cases = [
-        {
-          what: "stories260K 4-bit g32",
-          model: `${tmp}/stories`,
-          cfg: {
-            bits: 4,
-            group_size: 32,
-            dataset: `${tmp}/calib.txt`,
-            nsamples: 8,
-            model_seqlen: 128,
-          },
-          text: stories.slice(0, half).join("\n"),
-          seqlen: 512,
-        },
-        {
-          what: "golden llama 4-bit g32 act-order",
-          model: `${GOLD}llama`,
-          cfg: { bits: 4, group_size: 32, desc_act: true, dataset: llamaCal, model_seqlen: 128 },
-          text: wiki.slice(0, 120_000),
-          seqlen: 512,
-        },
-      ];
-      const lines: string[] = [];
-      const rels: [string, number][] = [];
-      for (const [i, c] of cases.entries()) {
-        const outCpu = `${tmp}/cpu${i}`, outGpu = `${tmp}/gpu${i}`;
-        const t0 = performance.now();
-        const rc = await quantizeModel(c.model, outCpu, c.cfg, { backend: cpu });
-        const t1 = performance.now();
-        const rg = await quantizeModel(c.model, outGpu, c.cfg, { backend: gpu });
-        const t2 = performance.now();
-        assert.match(rg.backends.solver, /^webgpu \(/);
-        assert.equal(rg.backends.forward, "webgpu");
-        assert.match(rc.backends.solver, /^wasm/);
-        assert.ok(
-          await sameBytes(`${outCpu}/quantize_config.json`, `${outGpu}/quantize_config.json`),
-        );
-        for (const [j, m] of rg.modules.entries()) {
-          assert.equal(m.quantized, rc.modules[j]!.quantized, m.name);
-          if (m.quantized) assert.ok(m.gptqError! < m.rtnError!, `${m.name}: GPTQ not below RTN`);
-        }
-        const agree = await codeAgreement(outCpu, outGpu, rg);
-        const ppl = async (dir: string) => {
-          const lm = await CausalLM.load(dir, { backend: cpu });
-          try {
-            const tok = await lm.folder.tokenizer();
-            const all = tok.encode(c.text, { addSpecialTokens: false });
-            return (await perplexity(lm, all, { seqlen: c.seqlen, maxSamples: 24 })).ppl;
-          } finally {
-            lm.close();
-          }
-        };
-        const pc = await ppl(outCpu), pg = await ppl(outGpu);
-        const rel = pg / pc - 1;
-        rels.push([c.what, rel]);
-        lines.push(
-          `${c.what}: ppl WASM ${pc.toFixed(4)}, WebGPU ${pg.toFixed(4)} (${
-            (100 * rel).toFixed(3)
-          }%); codes equal ${(100 * agree).toFixed(3)}%; quantize ${
-            ((t1 - t0) / 1000).toFixed(1)
-          } s (WASM) vs ${((t2 - t1) / 1000).toFixed(1)} s (WebGPU, lavapipe)`,
-        );
-      }
-      console.log(lines.join("\n"));
-      for (const [what, rel] of rels) {
-        assert.ok(Math.abs(rel) <= 0.005, `${what}: ppl off by ${rel}`);
-      }
+      await compareWithWasm({
+        gpu,
+        cpu,
+        kind: "webgpu",
+        tmp,
+        nsamples: 8,
+        seqlen: 128,
+        maxSamples: 24,
+        line: (r) =>
+          `${r.what}: ppl WASM ${r.pc.toFixed(4)}, WebGPU ${r.pg.toFixed(4)} (${
+            (100 * r.rel).toFixed(3)
+          }%); codes equal ${(100 * r.agree).toFixed(3)}%; quantize ${
+            r.wasmSeconds.toFixed(1)
+          } s (WASM) vs ${r.gpuSeconds.toFixed(1)} s (WebGPU, lavapipe)`,
+      });
     } finally {
       cpu.dispose?.();
       gpu.dispose?.();

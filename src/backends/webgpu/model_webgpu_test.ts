@@ -10,11 +10,16 @@ import { convertLlama2c } from "../../io/llama2c.ts";
 import { convertGguf } from "../../io/gguf_convert.ts";
 import { CausalLM } from "../../runtime/model.ts";
 import { generateTokens } from "../../runtime/generate.ts";
-import { perplexity } from "../../runtime/perplexity.ts";
-import { quantizeModel } from "../../quant/quantize.ts";
 import type { Backend } from "../backend.ts";
-import { hostBackend } from "../host.ts";
-import { createWasmKernels } from "../wasm/wasm_kernels.ts";
+import {
+  compare,
+  goldenVsWasm,
+  noDispose,
+  outputs,
+  rel,
+  stories260KVsWasm,
+  wasm,
+} from "../_model_test_util.ts";
 import { createWebGpuBackend, probeWebGpu, type WebGpuBackend } from "./webgpu_backend.ts";
 
 const DATA = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
@@ -24,83 +29,12 @@ const probe = await probeWebGpu();
 const skip = probe.ok ? "" : ` (skipped: no WebGPU adapter: ${probe.reason})`;
 if (!probe.ok) console.warn(`model_webgpu_test: skipped: no WebGPU adapter: ${probe.reason}`);
 
-/** Max |a−b| over max |b|, and the relative L2 distance. */
-function rel(a: Float32Array, b: Float32Array): { max: number; l2: number } {
-  assert.equal(a.length, b.length);
-  let m = 0, mb = 0, d2 = 0, b2 = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - b[i]!;
-    m = Math.max(m, Math.abs(d));
-    mb = Math.max(mb, Math.abs(b[i]!));
-    d2 += d * d;
-    b2 += b[i]! * b[i]!;
-  }
-  return { max: m / mb, l2: Math.sqrt(d2 / b2) };
-}
-
-async function wasm(): Promise<Backend> {
-  return hostBackend(await createWasmKernels(), "CPU");
-}
-
-interface Outputs {
-  logits: Float32Array;
-  decoded: Float32Array;
-  greedy: number[];
-  ppl: number;
-}
-
-/** Everything compared, from one backend. */
-async function outputs(dir: string, backend: Backend, ids: number[], greedyN: number) {
-  const lm = await CausalLM.load(dir, { backend, onWarning: () => {} });
-  try {
-    const logits = await lm.forward(ids, lm.newCache(ids.length));
-    const cache = lm.newCache(ids.length);
-    const split = Math.max(1, ids.length - 4);
-    await lm.forward(ids.slice(0, split), cache);
-    let decoded: Float32Array = new Float32Array();
-    for (let t = split; t < ids.length; t++) decoded = await lm.forward([ids[t]!], cache);
-    const greedy = await Array.fromAsync(
-      generateTokens(lm, ids.slice(0, 8), {
-        temperature: 0,
-        max_new_tokens: greedyN,
-        eos_token_id: [],
-      }),
-    );
-    const seqlen = Math.min(64, Math.floor(ids.length / 2));
-    const { ppl } = await perplexity(lm, ids, { seqlen, maxSamples: 2 });
-    return { logits, decoded, greedy, ppl } satisfies Outputs;
-  } finally {
-    lm.close();
-  }
-}
-
-function compare(name: string, gpu: Outputs, cpu: Outputs): void {
-  const full = rel(gpu.logits, cpu.logits), dec = rel(gpu.decoded, cpu.decoded);
-  const dppl = Math.abs(gpu.ppl / cpu.ppl - 1);
-  console.log(
-    `${name}: logits max ${full.max.toExponential(2)} l2 ${full.l2.toExponential(2)}; ` +
-      `decode max ${dec.max.toExponential(2)}; ppl ${gpu.ppl.toFixed(5)} vs ` +
-      `${cpu.ppl.toFixed(5)} (Δ ${(dppl * 100).toFixed(4)}%); greedy ${gpu.greedy.length} tokens`,
-  );
-  assert.ok(full.max <= 1e-3 && full.l2 <= 1e-3, `logits differ: ${JSON.stringify(full)}`);
-  assert.ok(dec.max <= 1e-3, `decode logits differ: ${JSON.stringify(dec)}`);
-  assert.ok(dppl <= 1e-3, `perplexity differs by ${(dppl * 100).toFixed(4)}%`);
-  assert.deepEqual(gpu.greedy, cpu.greedy);
-}
-
 // One device for every test (lavapipe compiles each pipeline once).
 let shared: Backend | null = null;
 async function gpu(): Promise<Backend> {
   shared ??= await createWebGpuBackend();
   // CausalLM.close() disposes its backend: hand out a view whose dispose does nothing.
-  const be = shared;
-  return new Proxy(be, {
-    get(target, prop) {
-      if (prop === "dispose") return () => {};
-      const v = Reflect.get(target, prop);
-      return typeof v === "function" ? v.bind(target) : v;
-    },
-  });
+  return noDispose(shared);
 }
 
 for (const name of ["llama", "opt", "gpt2", "gpt_neox", "llama-gptq-4bit-g32"]) {
@@ -109,14 +43,7 @@ for (const name of ["llama", "opt", "gpt2", "gpt_neox", "llama-gptq-4bit-g32"]) 
     ignore: !probe.ok,
     sanitizeResources: false,
     sanitizeOps: false,
-    async fn() {
-      const dir = GOLDEN + name;
-      using g = await SafetensorsFile.open(`${dir}/golden.safetensors`);
-      const ids = Array.from(await g.readFloat32("input_ids"));
-      const cpu = await outputs(dir, await wasm(), ids, 16);
-      const out = await outputs(dir, await gpu(), ids, 16);
-      compare(name, out, cpu);
-    },
+    fn: () => goldenVsWasm(name, GOLDEN + name, gpu),
   });
 }
 
@@ -125,47 +52,7 @@ Deno.test({
   ignore: !probe.ok,
   sanitizeResources: false,
   sanitizeOps: false,
-  async fn(t) {
-    const tmp = await Deno.makeTempDir();
-    try {
-      const dir = `${tmp}/stories260K`;
-      await convertLlama2c(
-        `${DATA}stories260K/stories260K.bin`,
-        `${DATA}stories260K/tok512.bin`,
-        dir,
-      );
-      const text = await Deno.readTextFile(`${DATA}text/tinystories_valid_sample.txt`);
-      const lm = await CausalLM.load(dir, { backend: await wasm() });
-      const ids = (await lm.folder.tokenizer()).encode(text).slice(0, 256);
-      lm.close();
-      await Deno.writeTextFile(`${tmp}/calib.txt`, text.slice(0, 20000));
-      const variants: [string, string][] = [["plain", dir]];
-      for (
-        const [label, cfg] of [
-          ["gptq 4-bit g32 act-order", { bits: 4, group_size: 32, desc_act: true }],
-          ["gptq 3-bit g32 asym", { bits: 3, group_size: 32, sym: false }],
-        ] as const
-      ) {
-        const out = `${tmp}/${label.replace(/\W+/g, "-")}`;
-        await quantizeModel(dir, out, {
-          ...cfg,
-          dataset: `${tmp}/calib.txt`,
-          nsamples: 8,
-          model_seqlen: 128,
-        }, { threads: 1, onLog: () => {} });
-        variants.push([label, out]);
-      }
-      for (const [label, d] of variants) {
-        await t.step(label, async () => {
-          const cpu = await outputs(d, await wasm(), ids, 64);
-          const out = await outputs(d, await gpu(), ids, 64);
-          compare(`stories260K ${label}`, out, cpu);
-        });
-      }
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
-  },
+  fn: (t) => stories260KVsWasm(DATA, t, gpu),
 });
 
 Deno.test({
