@@ -67,9 +67,9 @@ deno doc --lint mod.ts format.ts runtime.ts quant.ts serve.ts backends.ts
 deno publish --dry-run --allow-dirty 2>&1 | tail -n 3
 
 step "deno: tests"
-# Two files run on their own, after the parallel run: the HIP-CPU device-engine test loads
-# HIP-CPU (fibers, TBB threads) into the test process, and sharing that process with the
-# long model-folder fuzz test ended in a V8 out-of-memory in the parallel run.
+# Two files run on their own, after the parallel runs: the HIP-CPU device-engine test (it
+# loads HIP-CPU, with its fibers and TBB threads, into the test process) and the long
+# model-folder fuzz test; both were running when a shared test process ran out of V8 heap.
 SOLO=(tests/quantize_cuda_test.ts tests/model_folder_fuzz_test.ts)
 passed=0 failed=0 ignored=0 rc=0
 count() {
@@ -82,10 +82,15 @@ count() {
   [ -n "$summary" ] || failed=$((failed + 1))
 }
 set +e
+# src/ and tests/ in separate processes: in one process the V8 heap of one isolate ran out
+# (4 GB) near the end of the run, which neither half reproduces alone (under investigation).
 ignore=$(IFS=,; echo "${SOLO[*]}")
-NO_COLOR=1 deno test -A --parallel --ignore="$ignore" 2>&1 | tee "$ROOT/.tools/deno-test.log"
-r=${PIPESTATUS[0]}; [ "$r" -ne 0 ] && rc=$r
-count "$ROOT/.tools/deno-test.log"
+for part in src tests; do
+  log="$ROOT/.tools/deno-test-$part.log"
+  NO_COLOR=1 deno test -A --parallel --ignore="$ignore" "$part/" 2>&1 | tee "$log"
+  r=${PIPESTATUS[0]}; [ "$r" -ne 0 ] && rc=$r
+  count "$log"
+done
 for f in "${SOLO[@]}"; do
   log="$ROOT/.tools/deno-test-$(basename "$f" .ts).log"
   NO_COLOR=1 deno test -A "$f" 2>&1 | tee "$log"

@@ -300,7 +300,9 @@ Deno.test("server: huge prompts are refused before tokenizing; templates run off
         const loopMs = performance.now() - t1;
         assert.equal(h.status, 400, JSON.stringify(hb));
         assert.equal(hb.error.code, "prompt_budget_exceeded");
-        assert.match(hb.error.message, /took more than 500 ms/);
+        // The memory budget is measured on the whole process: inside `deno test --parallel`
+        // other test modules grow it too, so either budget may be the one that trips.
+        assert.match(hb.error.message, /took more than 500 ms|used more than \d+ MiB of memory/);
         console.log(
           `1 MB prompt refused in ${hugeMs.toFixed(0)} ms; hostile template refused in ` +
             `${loopMs.toFixed(0)} ms; worst event-loop gap meanwhile ${lag.toFixed(0)} ms`,
