@@ -17,9 +17,8 @@
  * @module
  */
 
-import { GptqError } from "../../errors.ts";
-import { f32ToF16Bits } from "../../io/dtype.ts";
-import { type Bits, isBits, unpackQZeros } from "../../gptq/pack.ts";
+import type { Bits } from "../../gptq/pack.ts";
+import { gptqLayout, ZERO_HIGH_BITS } from "../_gptq_layout.ts";
 import type { LinearHandle, QuantLinearSource } from "../backend.ts";
 import type { DeviceMemory } from "./_memory.ts";
 import type { GpuLibrary } from "./ffi.ts";
@@ -46,91 +45,6 @@ export interface CudaGptqLinear extends LinearHandle {
   readonly allocations: [bigint, number][];
 }
 
-function shapeError(reason: string, tensor?: string): GptqError {
-  return new GptqError("SHAPE", reason, tensor ? { tensor } : {});
-}
-
-/**
- * The group of each input row, validated.
- *
- * @example
- * ```ts ignore
- * const groups = groupsOf(q); // Int32Array [K]
- * ```
- *
- * @param q The layer.
- * @returns `g_idx`, or `k / (K/G)` when the checkpoint has none.
- */
-export function groupsOf(q: QuantLinearSource): Int32Array {
-  const { K, G, gIdx } = q.tensors;
-  if (gIdx === null) {
-    if (K % G !== 0) {
-      throw new GptqError("GPTQ_FORMAT", `no g_idx and K = ${K} is not a multiple of G = ${G}`, {
-        tensor: "g_idx",
-        hint: "pass the config's group_size when reading the layer",
-      });
-    }
-    const g = K / G;
-    return new Int32Array(K).map((_, k) => Math.floor(k / g));
-  }
-  if (gIdx.length !== K) throw shapeError(`g_idx has ${gIdx.length} elements, expected K = ${K}`);
-  for (let k = 0; k < K; k++) {
-    const g = gIdx[k]!;
-    if (g < 0 || g >= G) {
-      throw new GptqError("GPTQ_FORMAT", `g_idx[${k}] = ${g} is outside 0..${G - 1}`, {
-        tensor: "g_idx",
-      });
-    }
-  }
-  return gIdx;
-}
-
-/**
- * A stable sort of the rows by group (counting sort), or null when already in order.
- *
- * @example
- * ```ts
- * import { sortByGroup } from "./_gptq.ts";
- * console.log(sortByGroup(new Int32Array([1, 0, 1, 0]), 2)); // Int32Array [1, 3, 0, 2]
- * ```
- *
- * @param groups Group of each row.
- * @param G Groups.
- * @returns The permutation (sorted row i is row perm[i]) or null.
- */
-export function sortByGroup(groups: Int32Array, G: number): Int32Array | null {
-  let sorted = true;
-  for (let k = 1; k < groups.length && sorted; k++) sorted = groups[k]! >= groups[k - 1]!;
-  if (sorted) return null;
-  const start = new Int32Array(G + 1);
-  for (const g of groups) start[g + 1]!++;
-  for (let g = 0; g < G; g++) start[g + 1]! += start[g]!;
-  const perm = new Int32Array(groups.length);
-  groups.forEach((g, k) => perm[start[g]!++] = k);
-  return perm;
-}
-
-/**
- * The common group size when sorted row k is in group `k / gs` for every k, else 0.
- *
- * @example
- * ```ts
- * import { uniformGroupSize } from "./_gptq.ts";
- * console.log(uniformGroupSize([0, 0, 1, 1]), uniformGroupSize([0, 1, 1, 1])); // 2 0
- * ```
- *
- * @param sorted Groups in sorted order.
- * @returns The group size or 0.
- */
-export function uniformGroupSize(sorted: ArrayLike<number>): number {
-  const K = sorted.length;
-  if (sorted[0] !== 0) return 0;
-  let gs = 1;
-  while (gs < K && sorted[gs] === 0) gs++;
-  for (let k = 0; k < K; k++) if (sorted[k] !== Math.floor(k / gs)) return 0;
-  return gs;
-}
-
 /**
  * Validates a GPTQ linear and uploads it in the kernels' layout.
  *
@@ -152,39 +66,9 @@ export function uploadGptq(
 ): CudaGptqLinear {
   const t = q.tensors;
   const { K, N, G, bits } = t;
-  if (!isBits(bits)) throw new GptqError("GPTQ_FORMAT", `bits must be 2, 3, 4 or 8, got ${bits}`);
-  if (K <= 0 || N <= 0 || K % 32 !== 0 || N % 32 !== 0) {
-    throw shapeError(`K = ${K} and N = ${N} must be positive multiples of 32`);
-  }
-  if (G < 1 || G > K) throw shapeError(`G = ${G} groups for K = ${K} input features`, "qzeros");
-  if (t.qweight.length !== (K / 32) * bits * N) {
-    throw shapeError(
-      `qweight has ${t.qweight.length} elements, expected K*bits/32*N = ${(K / 32) * bits * N}`,
-      "qweight",
-    );
-  }
-  if (t.qzeros.length !== G * (N / 32) * bits) {
-    throw new GptqError(
-      "GPTQ_FORMAT",
-      `qzeros has ${t.qzeros.length} elements, expected G*N*bits/32 = ${G * (N / 32) * bits}`,
-      { tensor: "qzeros" },
-    );
-  }
-  if (t.scales.length !== G * N) {
-    throw shapeError(`scales has ${t.scales.length} elements, expected G*N = ${G * N}`, "scales");
-  }
-  if (t.bias && t.bias.length !== N) {
-    throw shapeError(`bias has ${t.bias.length} elements, expected N = ${N}`, "bias");
-  }
-  const groups = groupsOf(q);
-  const permHost = sortByGroup(groups, G);
-  const sorted = permHost ? Int32Array.from(permHost, (k) => groups[k]!) : groups;
-  const gs = uniformGroupSize(sorted);
-
-  const zeros = unpackQZeros(t.qzeros, G, N, bits, q.format);
-  const zeroBits = Uint32Array.from({ length: 257 }, (_, z) => f32ToF16Bits(z) << 16);
+  const { perm: permHost, sortedGroups: sorted, groupSize: gs, zeros } = gptqLayout(q);
   const szHost = new Uint32Array(G * N);
-  for (let i = 0; i < G * N; i++) szHost[i] = t.scales[i]! | zeroBits[zeros[i]!]!;
+  for (let i = 0; i < G * N; i++) szHost[i] = t.scales[i]! | ZERO_HIGH_BITS[zeros[i]!]!;
 
   const allocations: [bigint, number][] = [];
   const own = (bytes: number): bigint => {

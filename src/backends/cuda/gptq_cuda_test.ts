@@ -10,7 +10,7 @@ import { mulberry32 } from "../../runtime/sample.ts";
 import { randomLayer } from "../_test_layers.ts";
 import type { CudaBackend } from "./cuda_backend.ts";
 import type { CudaGptqLinear } from "./_gptq.ts";
-import { sortByGroup, uniformGroupSize } from "./_gptq.ts";
+import { sortByGroup, uniformGroupSize } from "../_gptq_layout.ts";
 import { disposeBackends, targets, targetTest } from "./_test_targets.ts";
 
 const TS = await targets("gptq_cuda_test");

@@ -27,8 +27,8 @@
  */
 
 import { GptqError } from "../../errors.ts";
-import { f32ToF16Bits } from "../../io/dtype.ts";
-import { type Bits, isBits, unpackQZeros } from "../../gptq/pack.ts";
+import type { Bits } from "../../gptq/pack.ts";
+import { gptqLayout, ZERO_HIGH_BITS } from "../_gptq_layout.ts";
 import type { LinearHandle, QuantLinearSource } from "../backend.ts";
 import type { Binding, GpuContext } from "./context.ts";
 
@@ -73,58 +73,6 @@ export interface UploadGptqOptions {
 /** Rows up to which {@linkcode encodeGptqLinear} runs the GEMV kernel. */
 export const GEMV_MAX_ROWS = 8;
 
-function shapeError(reason: string, tensor?: string): GptqError {
-  return new GptqError("SHAPE", reason, tensor ? { tensor } : {});
-}
-
-/** Groups of the input rows, validated: `g_idx`, or `k / (K/G)` without one. */
-function groupsOf(q: QuantLinearSource): Int32Array {
-  const { K, G, gIdx } = q.tensors;
-  if (gIdx === null) {
-    if (K % G !== 0) {
-      throw new GptqError("GPTQ_FORMAT", `no g_idx and K = ${K} is not a multiple of G = ${G}`, {
-        tensor: "g_idx",
-        hint: "pass the config's group_size when reading the layer",
-      });
-    }
-    const g = K / G;
-    return new Int32Array(K).map((_, k) => Math.floor(k / g));
-  }
-  if (gIdx.length !== K) throw shapeError(`g_idx has ${gIdx.length} elements, expected K = ${K}`);
-  for (let k = 0; k < K; k++) {
-    const g = gIdx[k]!;
-    if (g < 0 || g >= G) {
-      throw new GptqError("GPTQ_FORMAT", `g_idx[${k}] = ${g} is outside 0..${G - 1}`, {
-        tensor: "g_idx",
-      });
-    }
-  }
-  return gIdx;
-}
-
-/** A stable sort of the rows by group (counting sort), or null when already in order. */
-function sortByGroup(groups: Int32Array, G: number): Uint32Array | null {
-  let sorted = true;
-  for (let k = 1; k < groups.length && sorted; k++) sorted = groups[k]! >= groups[k - 1]!;
-  if (sorted) return null;
-  const start = new Uint32Array(G + 1);
-  for (const g of groups) start[g + 1]!++;
-  for (let g = 0; g < G; g++) start[g + 1]! += start[g]!;
-  const perm = new Uint32Array(groups.length);
-  groups.forEach((g, k) => perm[start[g]!++] = k);
-  return perm;
-}
-
-/** The common group size when sorted row k is in group `k / gs` for every k, else 0. */
-function uniformGroupSize(sorted: ArrayLike<number>): number {
-  const K = sorted.length;
-  if (sorted[0] !== 0) return 0;
-  let gs = 1;
-  while (gs < K && sorted[gs] === 0) gs++;
-  for (let k = 0; k < K; k++) if (sorted[k] !== Math.floor(k / gs)) return 0;
-  return gs;
-}
-
 /**
  * Repacks the columns `n0 .. n0+cols` of `qweight` into the kernels' layout,
  * with the input rows in sorted order.
@@ -134,7 +82,7 @@ function packSlice(
   K: number,
   N: number,
   bits: Bits,
-  perm: Uint32Array | null,
+  perm: Int32Array | null,
   n0: number,
   cols: number,
 ): Uint32Array {
@@ -192,36 +140,9 @@ export function uploadGptqLinear(
 ): GpuGptqLinear {
   const t = q.tensors;
   const { K, N, G, bits } = t;
-  if (!isBits(bits)) throw new GptqError("GPTQ_FORMAT", `bits must be 2, 3, 4 or 8, got ${bits}`);
-  if (K <= 0 || N <= 0 || K % 32 !== 0 || N % 32 !== 0) {
-    throw shapeError(`K = ${K} and N = ${N} must be positive multiples of 32`);
-  }
-  if (G < 1 || G > K) throw shapeError(`G = ${G} groups for K = ${K} input features`, "qzeros");
-  if (t.qweight.length !== (K / 32) * bits * N) {
-    throw shapeError(
-      `qweight has ${t.qweight.length} elements, expected K*bits/32*N = ${(K / 32) * bits * N}`,
-      "qweight",
-    );
-  }
-  if (t.qzeros.length !== G * (N / 32) * bits) {
-    throw new GptqError(
-      "GPTQ_FORMAT",
-      `qzeros has ${t.qzeros.length} elements, expected G*N*bits/32 = ${G * (N / 32) * bits}`,
-      { tensor: "qzeros" },
-    );
-  }
-  if (t.scales.length !== G * N) {
-    throw shapeError(`scales has ${t.scales.length} elements, expected G*N = ${G * N}`, "scales");
-  }
-  if (t.bias && t.bias.length !== N) {
-    throw shapeError(`bias has ${t.bias.length} elements, expected N = ${N}`, "bias");
-  }
   const limit = opts.maxBindingBytes ?? ctx.limits.maxStorageBufferBindingSize;
 
-  const groups = groupsOf(q);
-  const permHost = sortByGroup(groups, G);
-  const sortedGroups = permHost ? Uint32Array.from(permHost, (k) => groups[k]!) : groups;
-  const gs = uniformGroupSize(sortedGroups);
+  const { perm: permHost, sortedGroups, groupSize: gs, zeros } = gptqLayout(q);
 
   const auxHost = new Uint32Array(N + (gs ? 0 : K));
   if (t.bias) auxHost.set(new Uint32Array(t.bias.buffer, t.bias.byteOffset, N));
@@ -244,8 +165,6 @@ export function uploadGptqLinear(
   const nSlices = Math.ceil(N / maxCols);
   const width = Math.ceil(N / nSlices / 32) * 32;
 
-  const zeros = unpackQZeros(t.qzeros, G, N, bits, q.format);
-  const zeroBits = Uint32Array.from({ length: 257 }, (_, z) => f32ToF16Bits(z) << 16);
   const repack = permHost !== null || bits === 3 || nSlices > 1;
   const buffers: GPUBuffer[] = [];
   const slices: GptqSlice[] = [];
@@ -260,7 +179,7 @@ export function uploadGptqLinear(
       for (let g = 0; g < G; g++) {
         for (let n = 0; n < cols; n++) {
           const i = g * N + n0 + n;
-          szHost[g * cols + n] = t.scales[i]! | zeroBits[zeros[i]!]!;
+          szHost[g * cols + n] = t.scales[i]! | ZERO_HIGH_BITS[zeros[i]!]!;
         }
       }
       const sz = ctx.upload(szHost);
