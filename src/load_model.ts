@@ -14,6 +14,12 @@ import { type GenerateOptions, type GenerateStats, generateText } from "./runtim
 import { CausalLM } from "./runtime/model.ts";
 import type { ZeroFormat } from "./gptq/pack.ts";
 import { perplexity, type PerplexityOptions, type PerplexityResult } from "./runtime/perplexity.ts";
+import {
+  type ChatTemplate,
+  loadChatTemplate,
+  type TemplateMessage,
+} from "./serve/chat_template.ts";
+import { GptqError } from "./errors.ts";
 
 /**
  * Options of {@linkcode loadModel}. The Hub settings (`revision`, `endpoint`,
@@ -60,6 +66,22 @@ export interface Model {
    */
   generate(prompt: string, opts?: GenerateOptions, stats?: GenerateStats): AsyncGenerator<string>;
   /**
+   * Streams the assistant's answer to a conversation, rendered with the
+   * model's chat template (`tokenizer_config.json`, `chat_template.jinja` or
+   * `.json`) as transformers' `apply_chat_template(..., add_generation_prompt=True)` does.
+   *
+   * @param messages The conversation (`{ role, content }`, e.g. system, user).
+   * @param opts Sampling (`temperature` 0 = greedy), `max_new_tokens`, `seed`.
+   * @param stats Filled with token counts and timings.
+   * @throws {GptqError} `TOKENIZER` when the model has no chat template;
+   *   `INVALID_ARGUMENT` when the template rejects the conversation.
+   */
+  chat(
+    messages: TemplateMessage[],
+    opts?: GenerateOptions,
+    stats?: GenerateStats,
+  ): AsyncGenerator<string>;
+  /**
    * Perplexity of a text as the GPTQ paper computes it.
    *
    * @param text The text (joined as-is, tokenized once).
@@ -87,6 +109,16 @@ export interface Model {
  * model.close();
  * ```
  *
+ * @example Chat (with the model's chat template)
+ * ```ts ignore
+ * import { loadModel } from "./load_model.ts";
+ * const model = await loadModel("./SmolLM2-135M-Instruct");
+ * const messages = [{ role: "user", content: "What is the capital of France?" }];
+ * for await (const piece of model.chat(messages, { temperature: 0, max_new_tokens: 40 })) {
+ *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ * }
+ * ```
+ *
  * @example From the Hub
  * ```ts ignore
  * import { loadModel } from "./load_model.ts";
@@ -109,12 +141,36 @@ export async function loadModel(dirOrId: string, opts: LoadOptions = {}): Promis
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
   });
   const tokenizer = await lm.folder.tokenizer();
+  let template: Promise<ChatTemplate | null> | undefined;
+  async function* chat(
+    messages: TemplateMessage[],
+    g: GenerateOptions = {},
+    stats?: GenerateStats,
+  ) {
+    const t = await (template ??= loadChatTemplate(dir));
+    if (t === null) {
+      throw new GptqError("TOKENIZER", "the model has no chat template", {
+        file: `${dir}/tokenizer_config.json`,
+        hint: "use generate() with a plain prompt, or add a chat_template to tokenizer_config.json",
+      });
+    }
+    const text = t.render(messages, { addGenerationPrompt: true });
+    // The template writes the special tokens itself, as apply_chat_template does.
+    yield* generateText(
+      lm,
+      tokenizer,
+      tokenizer.encode(text, { addSpecialTokens: false }),
+      g,
+      stats,
+    );
+  }
   return {
     lm,
     tokenizer,
     backend: `${choice.backend.name} (${choice.backend.device})`,
     backendChoice: choice.description,
     generate: (prompt, g = {}, stats) => generateText(lm, tokenizer, prompt, g, stats),
+    chat,
     perplexity: (text, p = {}) =>
       perplexity(lm, tokenizer.encode(text, { addSpecialTokens: false }), p),
     close: () => lm.close(),

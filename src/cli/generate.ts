@@ -1,6 +1,6 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 /**
- * `cli.ts generate MODEL --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]`.
+ * `cli.ts generate MODEL --prompt TEXT [--chat [--system TEXT]] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]`.
  *
  * @module
  */
@@ -28,11 +28,12 @@ export const generateCommand: Command = {
   name: "generate",
   summary: "generate text from a prompt, streaming tokens to stdout (plain or GPTQ models)",
   usage:
-    "generate MODEL --prompt TEXT [--max-new-tokens 128] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0] [--threads N]",
+    "generate MODEL --prompt TEXT [--chat [--system TEXT]] [--max-new-tokens 128] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0] [--threads N]",
   examples: [
     'generate ./stories260K-hf --prompt "Once upon a time" --temperature 0',
     'generate ./Llama-2-7B-GPTQ --prompt "The capital of France is" --max-new-tokens 32 --top-p 0.9 --seed 7',
     'generate HuggingFaceTB/SmolLM2-135M-Instruct --prompt "Hello" --temperature 0',
+    'generate ./SmolLM2-135M-Instruct-gptq --chat --prompt "What is the capital of France?" --temperature 0',
   ],
   notes: [MODEL_HELP],
   options: {
@@ -59,6 +60,16 @@ export const generateCommand: Command = {
       description: "nucleus sampling threshold (1 = off)",
     },
     seed: { type: "string", valueName: "S", description: "sampling seed (default 0)" },
+    chat: {
+      type: "boolean",
+      description:
+        "treat --prompt as a user message: render it with the model's chat template (as apply_chat_template with add_generation_prompt) and print only the answer",
+    },
+    system: {
+      type: "string",
+      valueName: "TEXT",
+      description: "with --chat: a system message before the user message",
+    },
     backend: BACKEND_OPTION,
     threads: THREADS_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
@@ -84,6 +95,17 @@ export const generateCommand: Command = {
     };
     const threads = threadsOption(args);
     const prompt = (args.values.prompt as string | undefined) ?? "";
+    const chat = args.values.chat === true;
+    const system = args.values.system as string | undefined;
+    if (system !== undefined && !chat) {
+      throw new GptqError("INVALID_ARGUMENT", "--system needs --chat", {
+        hint: 'usage: deno run -A cli.ts generate MODEL --chat --system "TEXT" --prompt "TEXT"',
+      });
+    }
+    const messages = [
+      ...(system !== undefined ? [{ role: "system", content: system }] : []),
+      { role: "user", content: prompt },
+    ];
     const m = await loadModel(await resolveModelArg(model, args, io), {
       backend: backendOption(args),
       ...(threads !== undefined ? { threads } : {}),
@@ -99,8 +121,9 @@ export const generateCommand: Command = {
         stop: "length",
       };
       let text = "";
-      if (!io.json) io.stdout(prompt);
-      for await (const piece of m.generate(prompt, opts, stats)) {
+      if (!io.json && !chat) io.stdout(prompt);
+      const pieces = chat ? m.chat(messages, opts, stats) : m.generate(prompt, opts, stats);
+      for await (const piece of pieces) {
         text += piece;
         if (!io.json) io.stdout(piece);
       }

@@ -114,7 +114,8 @@ export async function* generateTokens(
  *
  * @param lm The model.
  * @param tok Its tokenizer.
- * @param prompt The prompt text (BOS is added as the tokenizer's config says).
+ * @param prompt The prompt text (BOS is added as the tokenizer's config says), or
+ *   token ids used as they are (e.g. a rendered chat template's).
  * @param opts Sampling and stopping.
  * @param stats Filled in as generation proceeds.
  * @returns Text pieces.
@@ -122,11 +123,11 @@ export async function* generateTokens(
 export async function* generateText(
   lm: CausalLM,
   tok: TextTokenizer,
-  prompt: string,
+  prompt: string | number[],
   opts: GenerateOptions = {},
   stats?: GenerateStats,
 ): AsyncGenerator<string> {
-  let ids = tok.encode(prompt);
+  let ids = typeof prompt === "string" ? tok.encode(prompt) : prompt;
   if (ids.length === 0) ids = tok.bosTokenId !== null ? [tok.bosTokenId] : [];
   if (ids.length === 0) ids = lm.config.bosTokenId !== null ? [lm.config.bosTokenId] : [0];
   const dec = tok.createStreamDecoder();

@@ -21,6 +21,7 @@
  */
 
 import { GptqError } from "../../errors.ts";
+import { quietHeadlessWsi } from "./_headless.ts";
 import { WGSL } from "./_generated/wgsl.ts";
 
 /** Bytes of one dispatch's params slot (the uniform offset alignment). */
@@ -168,6 +169,7 @@ export class GpuContext {
     }
     let adapter: GPUAdapter | null = null;
     try {
+      quietHeadlessWsi();
       adapter = await gpu.requestAdapter({
         powerPreference: opts.highPerformance === false ? "low-power" : "high-performance",
       });

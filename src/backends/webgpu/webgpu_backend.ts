@@ -24,6 +24,7 @@
  */
 
 import { GptqError } from "../../errors.ts";
+import { quietHeadlessWsi } from "./_headless.ts";
 import type { RawTensor } from "../../io/safetensors.ts";
 import type {
   Backend,
@@ -110,6 +111,7 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
   if (!gpu) return { ok: false, reason: "this runtime has no navigator.gpu (WebGPU)" };
   let adapter: GPUAdapter | null;
   try {
+    quietHeadlessWsi();
     adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
   } catch (e) {
     return { ok: false, reason: `requestAdapter failed: ${(e as Error).message}` };
