@@ -38,6 +38,8 @@ export type {
   NormWeights,
 } from "./src/runtime/model.ts";
 export type * from "./src/backends/backend.ts";
+export type { GenerateOptions, GenerateStats } from "./src/runtime/generate.ts";
+export type { SamplingOptions } from "./src/runtime/sample.ts";
 export type {
   ZeroFormatDecision,
   ZeroFormatEvidence,

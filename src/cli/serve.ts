@@ -8,9 +8,10 @@
  */
 
 import { GptqError } from "../errors.ts";
-import { loadModel } from "../load_model.ts";
+import { loadModel, type LoadOptions } from "../load_model.ts";
+import { type ModelWorker, startModelWorker } from "../serve/_gen_client.ts";
 import { loadChatTemplate } from "../serve/chat_template.ts";
-import { type RunningServer, serve } from "../serve/server.ts";
+import { type RunningServer, serve, type ServedModel } from "../serve/server.ts";
 import {
   BACKEND_OPTION,
   backendOption,
@@ -26,6 +27,25 @@ import {
 import { resolveModelArg } from "./_hub.ts";
 import { parseHubId } from "../io/hub.ts";
 
+/**
+ * Loads the model in a Worker, so that forward passes never hold the event
+ * loop that answers HTTP; where the backend cannot run in a Worker, on this
+ * thread (between forward passes the loop still answers).
+ */
+async function loadServedModel(
+  dir: string,
+  load: Pick<LoadOptions, "backend" | "threads" | "zeroFormat">,
+  log: (line: string) => void,
+): Promise<ServedModel & Pick<ModelWorker, "backendChoice" | "close">> {
+  try {
+    return await startModelWorker(dir, load);
+  } catch (e) {
+    if (e instanceof GptqError) throw e;
+    log(`${(e as Error).message}; running the model on the server's thread instead`);
+    return await loadModel(dir, load);
+  }
+}
+
 /** The `serve` command. */
 export const serveCommand: Command = {
   name: "serve",
@@ -33,7 +53,8 @@ export const serveCommand: Command = {
   usage:
     "serve MODEL [--port 8080] [--host 127.0.0.1] [--model-name NAME] [--chat-template FILE] " +
     "[--max-body-bytes 1048576] [--max-prompt-tokens N] [--max-tokens-limit N] " +
-    "[--max-connections 128] [--header-timeout-ms 10000] [--idle-timeout-ms 60000] " +
+    "[--max-connections 128] [--header-timeout-ms 10000] [--body-timeout-ms 30000] " +
+    "[--idle-timeout-ms 60000] " +
     "[--prompt-timeout-ms 2000] [--threads N]",
   examples: [
     "serve ./stories260K-hf --port 8080",
@@ -88,6 +109,12 @@ export const serveCommand: Command = {
       valueName: "MS",
       description: "time a client has to send a request's headers (default 10000)",
     },
+    "body-timeout-ms": {
+      type: "string",
+      valueName: "MS",
+      description:
+        "time a request's body has to arrive after its headers, else 408 (default 30000)",
+    },
     "idle-timeout-ms": {
       type: "string",
       valueName: "MS",
@@ -118,6 +145,7 @@ export const serveCommand: Command = {
     const maxTokensLimit = intOption(args, "max-tokens-limit", Infinity, 1);
     const maxConnections = intOption(args, "max-connections", 128, 1, 100_000);
     const headerTimeoutMs = intOption(args, "header-timeout-ms", 10_000, 100, 3_600_000);
+    const bodyTimeoutMs = intOption(args, "body-timeout-ms", 30_000, 100, 3_600_000);
     const idleTimeoutMs = intOption(args, "idle-timeout-ms", 60_000, 100, 3_600_000);
     const promptTimeoutMs = intOption(args, "prompt-timeout-ms", 2000, 10, 600_000);
     const threads = threadsOption(args);
@@ -130,11 +158,11 @@ export const serveCommand: Command = {
       base,
       args.values["chat-template"] as string | undefined,
     );
-    const model = await loadModel(base, {
+    const model = await loadServedModel(base, {
       backend: backendOption(args),
       ...(threads !== undefined ? { threads } : {}),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
-    });
+    }, (line) => io.stderr(`${line}\n`));
     io.stderr(`${model.backendChoice}\n`);
     io.stderr(
       chatTemplate
@@ -158,6 +186,7 @@ export const serveCommand: Command = {
           maxTokensLimit: Math.min(maxTokensLimit, ctx),
           maxConnections,
           headerTimeoutMs,
+          bodyTimeoutMs,
           idleTimeoutMs,
           promptTimeoutMs,
           port,

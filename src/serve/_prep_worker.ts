@@ -1,22 +1,24 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 /**
- * The prompt preparation Worker: loads the tokenizer and compiles the chat
- * template once, then renders and tokenizes prompts off the server's event
- * loop. The server terminates it when a job runs past its time or memory
- * budget (a hostile template) and starts a fresh one.
+ * The prompt preparation Worker (`node:worker_threads`, started by
+ * `_prep_supervisor.ts`): loads the tokenizer and compiles the chat template
+ * once, then renders and tokenizes prompts. The supervisor terminates it when
+ * a job runs past its time or memory budget (a hostile template); a fresh one
+ * replaces it.
  *
- * Messages in: `{type: "init", tokenizerDir, ids, template}`, then
- * `{type: "prep", id, req}`. Out: `{type: "ready", maxTokenBytes}` or
- * `{type: "init-error", message}`, then `{type: "done", id, result}`.
+ * `workerData` is a {@linkcode PrepInit}. Messages out: `{type: "ready",
+ * maxTokenBytes}` or `{type: "init-error", message}`; then, for
+ * each `{type: "prep", id, req}` in, `{type: "done", id, result}`.
  *
  * @module
  */
 
+import { parentPort, workerData } from "node:worker_threads";
 import { TextTokenizer } from "../io/tokenizer.ts";
 import { type ChatTemplate, createChatTemplate } from "./chat_template.ts";
 import { maxTokenBytes, preparePrompt, type PrepRequest } from "./_prompt_prep.ts";
 
-/** The first message. */
+/** What the Worker loads. */
 export interface PrepInit {
   type: "init";
   tokenizerDir: string;
@@ -24,27 +26,22 @@ export interface PrepInit {
   template: { text: string; source: string; bosToken: string; eosToken: string } | null;
 }
 
-// deno-lint-ignore no-explicit-any
-const scope = self as any;
-let tok: TextTokenizer | null = null;
-let template: ChatTemplate | null = null;
-
-scope.onmessage = async (
-  e: MessageEvent<PrepInit | { type: "prep"; id: number; req: PrepRequest }>,
-) => {
-  const m = e.data;
-  if (m.type === "init") {
-    try {
-      tok = await TextTokenizer.fromFolder(m.tokenizerDir, {
-        ...(m.ids.bosTokenId != null ? { bosTokenId: m.ids.bosTokenId } : {}),
-        ...(m.ids.eosTokenIds ? { eosTokenIds: m.ids.eosTokenIds } : {}),
-      });
-      template = m.template ? createChatTemplate(m.template.text, m.template) : null;
-      scope.postMessage({ type: "ready", maxTokenBytes: maxTokenBytes(tok) });
-    } catch (err) {
-      scope.postMessage({ type: "init-error", message: (err as Error).message });
-    }
-    return;
-  }
-  scope.postMessage({ type: "done", id: m.id, result: preparePrompt(tok!, template, m.req) });
-};
+const init = workerData as PrepInit;
+const port = parentPort!;
+let loaded: { tok: TextTokenizer; template: ChatTemplate | null } | null = null;
+// Listening before the first await: a listener added later got its first message ~500 ms late.
+port.on("message", (m: { type: "prep"; id: number; req: PrepRequest }) => {
+  const { tok, template } = loaded!;
+  port.postMessage({ type: "done", id: m.id, result: preparePrompt(tok, template, m.req) });
+});
+try {
+  const tok = await TextTokenizer.fromFolder(init.tokenizerDir, {
+    ...(init.ids.bosTokenId != null ? { bosTokenId: init.ids.bosTokenId } : {}),
+    ...(init.ids.eosTokenIds ? { eosTokenIds: init.ids.eosTokenIds } : {}),
+  });
+  const template = init.template ? createChatTemplate(init.template.text, init.template) : null;
+  loaded = { tok, template };
+  port.postMessage({ type: "ready", maxTokenBytes: maxTokenBytes(tok) });
+} catch (err) {
+  port.postMessage({ type: "init-error", message: (err as Error).message });
+}

@@ -4,21 +4,24 @@
  * `POST /v1/completions`, `POST /v1/chat/completions` (both with SSE
  * streaming), `GET /v1/models` and `GET /health`.
  *
- * Requests are validated and tokenized as they arrive, then generations run
- * one at a time in arrival order (the model has one set of buffers); each
- * has its own KV cache and seeded sampler, so a request's output does not
- * depend on what else is running. The token loop yields to the event loop
- * between tokens (at least every 10 ms), so other requests are answered while
- * it runs and a client that disconnects (its request signal aborts, or its
- * response stream is cancelled) stops its generation within a token or 10 ms,
- * and a disconnected client still waiting in the queue is dropped.
+ * Requests are validated and tokenized (in a Worker) as they arrive, then
+ * generations run one at a time in arrival order (the model has one set of
+ * buffers); each has its own KV cache and seeded sampler, so a request's
+ * output does not depend on what else is running. {@linkcode serve} as the
+ * CLI runs it has the model in a Worker (`ServedModel.generateTokens`), so
+ * the event loop only does HTTP; a model on this thread yields to the loop
+ * between tokens (at least every 10 ms). A client that disconnects (its
+ * request signal aborts, or its response stream is cancelled) stops its
+ * generation within a token or 10 ms, and a disconnected client still waiting
+ * in the queue is dropped.
  *
  * @module
  */
 
 import type { TextTokenizer } from "../io/tokenizer.ts";
-import { type GenerateStats, generateTokens } from "../runtime/generate.ts";
-import type { CausalLM } from "../runtime/model.ts";
+import type { ModelConfig } from "../io/hf_config.ts";
+import { type GenerateOptions, type GenerateStats, generateTokens } from "../runtime/generate.ts";
+import { CausalLM } from "../runtime/model.ts";
 import type { ChatTemplate } from "./chat_template.ts";
 import {
   type ChatParams,
@@ -41,14 +44,30 @@ import { PromptPreparer } from "./_prep_pool.ts";
 import { maxTokenBytes, preparePrompt, type PrepRequest } from "./_prompt_prep.ts";
 import { serveGuarded } from "./_conn_guard.ts";
 
+/**
+ * Runs one generation: the new token ids after a prompt, as
+ * {@linkcode generateTokens} yields them; stopping the iteration stops it.
+ */
+export type TokenGenerator = (
+  prompt: number[],
+  opts: GenerateOptions,
+  stats: GenerateStats,
+) => AsyncGenerator<number>;
+
 /** The model a server runs: what {@linkcode loadModel} returns fits. */
 export interface ServedModel {
-  /** The causal LM. */
-  readonly lm: CausalLM;
+  /** The causal LM, or only its config when `generateTokens` runs it elsewhere. */
+  readonly lm: CausalLM | { readonly config: ModelConfig };
   /** Its tokenizer. */
   readonly tokenizer: TextTokenizer;
   /** Which backend runs it, in words (shown by `/health`). */
   readonly backend?: string;
+  /**
+   * Runs generations somewhere else than the server's event loop (the CLI
+   * runs the model in a Worker); default: `lm` on this thread, between
+   * whose forward passes the loop answers other requests.
+   */
+  readonly generateTokens?: TokenGenerator;
 }
 
 /** Options of {@linkcode createServer}. */
@@ -61,6 +80,8 @@ export interface ServerOptions {
   chatTemplate?: ChatTemplate | null;
   /** Largest request body in bytes (else 413). Default 1 MiB. */
   maxBodyBytes?: number;
+  /** Milliseconds a request's body has to arrive once its headers have (else 408). Default 30000. */
+  bodyTimeoutMs?: number;
   /** Longest prompt in tokens (else 400). Default and cap: the model's context. */
   maxPromptTokens?: number;
   /** Largest `max_tokens` a request may ask for (else 400). Default: the model's context. */
@@ -110,6 +131,14 @@ export interface OpenAIServer {
    * @returns A snapshot.
    */
   stats(): ServerStats;
+  /**
+   * Starts the prompt preparation Workers now rather than at the first
+   * request (starting a Worker holds the event loop for tens of ms).
+   *
+   * @returns A promise that settles once they are ready (or failed, then
+   * prompts are prepared on the event loop).
+   */
+  warmUp(): Promise<void>;
   /** Stops the prompt preparation Worker (a later request starts it again). */
   close(): void;
 }
@@ -148,8 +177,8 @@ function errorResponse(e: OpenAIError, headers: Record<string, string> = {}): Re
   return json(e.body(), e.status, headers);
 }
 
-/** Reads a body of at most `max` bytes (413 beyond). */
-async function readBody(req: Request, max: number): Promise<Uint8Array> {
+/** Reads a body of at most `max` bytes (413 beyond) that arrives within `timeoutMs` (408 beyond). */
+async function readBody(req: Request, max: number, timeoutMs: number): Promise<Uint8Array> {
   const tooLarge = () =>
     new OpenAIError(413, `the request body is larger than the limit of ${max} bytes`, {
       code: "request_too_large",
@@ -160,15 +189,29 @@ async function readBody(req: Request, max: number): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let total = 0;
   const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), timeoutMs)));
+  try {
+    for (;;) {
+      const chunk = await Promise.race([reader.read(), late]);
+      if (chunk === "late") {
+        await reader.cancel().catch(() => {});
+        throw new OpenAIError(
+          408,
+          `the request body did not arrive within ${timeoutMs} ms: send it at once`,
+          { code: "request_timeout" },
+        );
+      }
+      if (chunk.done) break;
+      total += chunk.value.length;
+      if (total > max) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      parts.push(chunk.value);
     }
-    parts.push(value);
+  } finally {
+    clearTimeout(timer);
   }
   const out = new Uint8Array(total);
   let o = 0;
@@ -177,6 +220,13 @@ async function readBody(req: Request, max: number): Promise<Uint8Array> {
     o += p.length;
   }
   return out;
+}
+
+function localGenerator(lm: ServedModel["lm"]): TokenGenerator {
+  if (!(lm instanceof CausalLM)) {
+    throw new TypeError("a served model without a CausalLM needs its own `generateTokens`");
+  }
+  return (prompt, o, stats) => generateTokens(lm, prompt, o, stats);
 }
 
 /**
@@ -197,8 +247,12 @@ async function readBody(req: Request, max: number): Promise<Uint8Array> {
  */
 export function createServer(opts: ServerOptions): OpenAIServer {
   const { lm, tokenizer: tok } = opts.model;
+  const genTokens = opts.model.generateTokens ?? localGenerator(lm);
+  const backendName = opts.model.backend ??
+    (lm instanceof CausalLM ? `${lm.backend.name} (${lm.backend.device})` : "unknown");
   const ctx = lm.config.maxPositions;
   const maxBody = opts.maxBodyBytes ?? 1 << 20;
+  const bodyTimeoutMs = opts.bodyTimeoutMs ?? 30_000;
   const maxPrompt = Math.min(opts.maxPromptTokens ?? ctx, ctx);
   const maxTokensLimit = opts.maxTokensLimit ?? ctx;
   const log = opts.log ?? (() => {});
@@ -383,7 +437,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
       let stopped = false;
       let aborted = signal.aborted;
       if (!aborted) {
-        const tokens = generateTokens(lm, job.ids, {
+        const tokens = genTokens(job.ids, {
           max_new_tokens: job.maxNew,
           temperature: p.temperature,
           top_p: p.topP,
@@ -494,7 +548,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
 
   async function generate(req: Request, kind: "completion" | "chat"): Promise<Response> {
     const t0 = performance.now();
-    const raw = await readBody(req, maxBody);
+    const raw = await readBody(req, maxBody, bodyTimeoutMs);
     let body: unknown;
     try {
       body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
@@ -539,7 +593,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
           return json({
             status: "ok",
             model: opts.modelId,
-            backend: opts.model.backend ?? `${lm.backend.name} (${lm.backend.device})`,
+            backend: backendName,
             ...stats(),
           });
         case "/v1/models":
@@ -574,7 +628,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
     p?.then((w) => w?.close());
   }
 
-  return { handler, stats, close };
+  return { handler, stats, warmUp: () => getPreparer().then(() => {}), close };
 }
 
 /** A server started by {@linkcode serve}. */
@@ -635,6 +689,7 @@ export interface ServeOptions extends ServerOptions {
  */
 export function serve(opts: ServeOptions): RunningServer {
   const srv = createServer(opts);
+  void srv.warmUp();
   const running = serveGuarded({
     hostname: opts.hostname ?? "127.0.0.1",
     port: opts.port ?? 8080,

@@ -13,6 +13,7 @@ import { type GenerateStats, generateText } from "../runtime/generate.ts";
 import { writeDemoModel } from "../../tools/make_demo_model.ts";
 import { createChatTemplate } from "./chat_template.ts";
 import { createServer, type OpenAIServer, type ServerOptions } from "./server.ts";
+import { startModelWorker } from "./_gen_client.ts";
 
 const CHATML =
   "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
@@ -300,8 +301,7 @@ Deno.test("server: huge prompts are refused before tokenizing; templates run off
         const loopMs = performance.now() - t1;
         assert.equal(h.status, 400, JSON.stringify(hb));
         assert.equal(hb.error.code, "prompt_budget_exceeded");
-        // The memory budget is measured on the whole process: inside `deno test --parallel`
-        // other test modules grow it too, so either budget may be the one that trips.
+        // range(30000000) may allocate a list: either budget may be the one that trips.
         assert.match(hb.error.message, /took more than 500 ms|used more than \d+ MiB of memory/);
         console.log(
           `1 MB prompt refused in ${hugeMs.toFixed(0)} ms; hostile template refused in ` +
@@ -322,4 +322,115 @@ Deno.test("server: huge prompts are refused before tokenizing; templates run off
       assert.equal(ok.status, 200, await ok.text());
     },
   );
+});
+
+Deno.test("server: a template that allocates hundreds of MiB at once gets 400; the process lives", async () => {
+  // Doubling a string 28 times asks for 256 MiB in one allocation: under a V8 heap limit on the
+  // Worker (resourceLimits) this aborted the whole process ("Fatal JavaScript out of memory").
+  const hostile = createChatTemplate(
+    "{% if messages[0]['content'] == 'DOUBLE' %}{% set ns = namespace(s='x') %}" +
+      "{% for i in range(28) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}{% endif %}" +
+      CHATML,
+    { source: "hostile.jinja" },
+  );
+  await withServer(
+    { chatTemplate: hostile, promptMemoryBytes: 64 * 2 ** 20, promptTimeoutMs: 5000 },
+    async (srv) => {
+      for (const content of ["DOUBLE", "DOUBLE"]) {
+        const t0 = performance.now();
+        const r = await srv.handler(
+          post("/v1/chat/completions", { messages: [{ role: "user", content }] }),
+        );
+        const body = await r.json();
+        console.log(`${content}: ${r.status} in ${(performance.now() - t0).toFixed(0)} ms`);
+        assert.equal(r.status, 400, JSON.stringify(body));
+        assert.equal(body.error.code, "prompt_budget_exceeded");
+      }
+      const ok = await srv.handler(
+        post("/v1/chat/completions", {
+          messages: [{ role: "user", content: "Hi" }],
+          max_tokens: 2,
+        }),
+      );
+      assert.equal(ok.status, 200, await ok.text());
+    },
+  );
+});
+
+Deno.test("server: a body that does not arrive in time gets 408 (slow-loris on the body)", async () => {
+  await withServer({ bodyTimeoutMs: 300 }, async (srv) => {
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"prompt": "Hel'));
+      }, // …and nothing more
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const t0 = performance.now();
+    const res = await srv.handler(
+      new Request("http://localhost/v1/completions", { method: "POST", body }),
+    );
+    const ms = performance.now() - t0;
+    const err = await res.json();
+    assert.equal(res.status, 408, JSON.stringify(err));
+    assert.equal(err.error.code, "request_timeout");
+    assert.match(err.error.message, /did not arrive within 300 ms/);
+    assert.ok(ms >= 290 && ms < 2000, `${ms} ms`);
+    assert.ok(cancelled, "the body stream was not cancelled");
+    // A body that arrives in time is served.
+    const ok = await srv.handler(post("/v1/completions", { prompt: "Hi", max_tokens: 2 }));
+    assert.equal(ok.status, 200, await ok.text());
+  });
+});
+
+Deno.test("server: a model run in a Worker gives the library's completions; the loop stays free", async () => {
+  const dir = await Deno.makeTempDir();
+  await writeDemoModel(`${dir}/demo`);
+  const m = await loadModel(`${dir}/demo`);
+  const w = await startModelWorker(`${dir}/demo`, { backend: "wasm", threads: 1 });
+  const srv = createServer({ model: w, modelId: "demo" });
+  try {
+    assert.equal(w.lm.config.maxPositions, m.lm.config.maxPositions);
+    for (const [seed, temperature] of [[1, 1], [0, 0]] as const) {
+      const ref = await reference(m, "Hello", { temperature, seed, max: 20 });
+      const body = await (await srv.handler(
+        post("/v1/completions", { prompt: "Hello", max_tokens: 20, seed, temperature }),
+      )).json();
+      assert.equal(body.choices[0].text, ref.text);
+      assert.equal(body.usage.completion_tokens, ref.stats.newTokens);
+    }
+    // A stream cancelled by its client stops the Worker's generation; the next one runs.
+    const s = await srv.handler(post("/v1/completions", {
+      prompt: "Hello",
+      max_tokens: 200,
+      ignore_eos: true,
+      stream: true,
+    }));
+    const reader = s.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    let lag = 0, last = performance.now();
+    const tick = setInterval(() => {
+      const now = performance.now();
+      lag = Math.max(lag, now - last);
+      last = now;
+    }, 5);
+    const long = await srv.handler(
+      post("/v1/completions", { prompt: "Hi", max_tokens: 200, ignore_eos: true }),
+    );
+    clearInterval(tick);
+    const lb = await long.json();
+    assert.equal(lb.usage.completion_tokens, 200);
+    assert.equal(srv.stats().cancelled, 1);
+    assert.ok(srv.stats().last_cancelled!.completion_tokens < 200);
+    console.log(`200 tokens in the Worker; worst event-loop gap meanwhile ${lag.toFixed(0)} ms`);
+    assert.ok(lag < 250, `event loop blocked for ${lag.toFixed(0)} ms`);
+  } finally {
+    srv.close();
+    w.close();
+    m.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

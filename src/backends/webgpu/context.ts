@@ -161,7 +161,8 @@ export class GpuContext {
    * @throws {GptqError} `WEBGPU_UNAVAILABLE` naming what is missing.
    */
   static async create(opts: GpuContextOptions = {}): Promise<GpuContext> {
-    const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    // Not `Navigator`: Workers type-check without it.
+    const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
     if (!gpu) {
       throw new GptqError("WEBGPU_UNAVAILABLE", "this runtime has no navigator.gpu (WebGPU)", {
         hint: "use Deno 2 or a browser with WebGPU, or --backend wasm",

@@ -107,7 +107,8 @@ export interface WebGpuProbe {
  * @returns The adapter's description, or the reason there is none.
  */
 export async function probeWebGpu(): Promise<WebGpuProbe> {
-  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  // Not `Navigator`: Workers type-check without it.
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
   if (!gpu) return { ok: false, reason: "this runtime has no navigator.gpu (WebGPU)" };
   let adapter: GPUAdapter | null;
   try {
