@@ -12,6 +12,8 @@ import { loadModel } from "../load_model.ts";
 import { loadChatTemplate } from "../serve/chat_template.ts";
 import { type RunningServer, serve } from "../serve/server.ts";
 import {
+  ACT_QUANT_OPTION,
+  actQuantOption,
   BACKEND_OPTION,
   backendOption,
   type Command,
@@ -34,7 +36,7 @@ export const serveCommand: Command = {
     "serve MODEL [--port 8080] [--host 127.0.0.1] [--model-name NAME] [--chat-template FILE] " +
     "[--max-body-bytes 1048576] [--max-prompt-tokens N] [--max-tokens-limit N] " +
     "[--max-connections 128] [--header-timeout-ms 10000] [--idle-timeout-ms 60000] " +
-    "[--prompt-timeout-ms 2000] [--threads N]",
+    "[--prompt-timeout-ms 2000] [--threads N] [--act-quant f32|int8]",
   examples: [
     "serve ./stories260K-hf --port 8080",
     "serve ./Qwen2-0.5B-Instruct-GPTQ --host 0.0.0.0 --port 8000 --max-tokens-limit 512",
@@ -101,6 +103,7 @@ export const serveCommand: Command = {
     },
     backend: BACKEND_OPTION,
     threads: THREADS_OPTION,
+    "act-quant": ACT_QUANT_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
     revision: REVISION_OPTION,
   },
@@ -133,6 +136,7 @@ export const serveCommand: Command = {
     const model = await loadModel(base, {
       backend: backendOption(args),
       ...(threads !== undefined ? { threads } : {}),
+      ...(actQuantOption(args) ? { actQuant: actQuantOption(args)! } : {}),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
     io.stderr(`${model.backendChoice}\n`);
