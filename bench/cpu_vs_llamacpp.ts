@@ -25,6 +25,8 @@
  * deno run -A bench/cpu_vs_llamacpp.ts                  # Llama-7B shapes ×6
  * deno run -A bench/cpu_vs_llamacpp.ts --layers 2 --smollm2 --gptq .cache/smollm2/quality/4b-g128-gptq-n32
  * deno run -A bench/cpu_vs_llamacpp.ts --no-llama7b --smollm2   # SmolLM2 only (quantizes: slow)
+ * deno run -A bench/cpu_vs_llamacpp.ts --layers 2 --act-quant f32,int8  # GPTQ rows per activation precision
+ * deno run -A bench/cpu_vs_llamacpp.ts --layers 2 --no-fp16  # GPTQ vs Q4_0/Q4_K_M only (quicker)
  * ```
  *
  * @module
@@ -50,6 +52,8 @@ const { values: args } = parseArgs({
     "no-llama7b": { type: "boolean", default: false },
     gptq: { type: "string" },
     nsamples: { type: "string", default: "32" },
+    "act-quant": { type: "string", default: "f32,int8" },
+    "no-fp16": { type: "boolean", default: false },
   },
 });
 const int = (s: string | undefined, name: string): number => {
@@ -65,6 +69,14 @@ const PROMPT = int(args.prompt, "prompt");
 const DECODE = int(args.decode, "decode");
 const THREADS = int(args.threads, "threads");
 const NSAMPLES = int(args.nsamples, "nsamples");
+/** GPTQ activation precisions to time (`--act-quant f32,int8`), one row each. */
+const ACT_QUANTS = args["act-quant"].split(",").map((s) => {
+  if (s !== "f32" && s !== "int8") {
+    console.error(`error: --act-quant takes f32 and/or int8, got '${s}'`);
+    Deno.exit(2);
+  }
+  return s;
+});
 const VOCAB = 4096;
 const ROOT = new URL("..", import.meta.url).pathname;
 const LCPP = Deno.env.get("LLAMA_CPP_DIR") ?? `${ROOT}.tools/llama.cpp`;
@@ -155,8 +167,14 @@ function argmax(v: Float32Array): number {
 }
 
 /** Prefill of P tokens (one forward, best of two) and D greedy decode steps, WASM, THREADS threads. */
-async function ours(dir: string, vocab: number, p: number, d: number): Promise<OursResult> {
-  const kernels = await createWasmKernels({ threads: THREADS });
+async function ours(
+  dir: string,
+  vocab: number,
+  p: number,
+  d: number,
+  actQuant: "f32" | "int8" = "f32",
+): Promise<OursResult> {
+  const kernels = await createWasmKernels({ threads: THREADS, actQuant });
   const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
   try {
     await lm.forward([5, 6], lm.newCache(2)); // warm-up
@@ -236,15 +254,27 @@ if (!args["no-llama7b"]) {
     `\nLlama-7B layer shapes × ${LAYERS} layers, vocab ${VOCAB}, random weights; ` +
       `prompt ${PROMPT} (one forward), ${DECODE} decode steps`,
   );
-  const oFp = await ours(hf, VOCAB, PROMPT, DECODE);
-  const oQ = await ours(gq, VOCAB, PROMPT, DECODE);
+  const oFp = args["no-fp16"] ? null : await ours(hf, VOCAB, PROMPT, DECODE);
+  const oQ: [string, OursResult][] = [];
+  for (const a of ACT_QUANTS) oQ.push([a, await ours(gq, VOCAB, PROMPT, DECODE, a)]);
   const lQ40 = await llamaBench(q40, PROMPT, DECODE);
   const lQ4km = await llamaBench(q4km, PROMPT, DECODE);
-  const lF16 = await llamaBench(f16, PROMPT, DECODE);
+  const lF16 = oFp ? await llamaBench(f16, PROMPT, DECODE) : null;
   table([
-    ["fp16", oFp, "F16", lF16],
-    ["GPTQ 4-bit g128", oQ, "Q4_0", lQ40],
-    ["GPTQ 4-bit g128", oQ, "Q4_K_M", lQ4km],
+    ...(oFp && lF16
+      ? [["fp16", oFp, "F16", lF16] as [string, OursResult, string, LcppResult]]
+      : []),
+    ...oQ.map((
+      [a, o],
+    ): [string, OursResult, string, LcppResult] => [`GPTQ 4-bit g128, act ${a}`, o, "Q4_0", lQ40]),
+    ...oQ.map((
+      [a, o],
+    ): [string, OursResult, string, LcppResult] => [
+      `GPTQ 4-bit g128, act ${a}`,
+      o,
+      "Q4_K_M",
+      lQ4km,
+    ]),
   ]);
 }
 

@@ -202,6 +202,8 @@ async function quantized(config: string, method: "rtn" | "gptq"): Promise<Row> {
       model_seqlen: SEQLEN,
     }, {
       force: true,
+      // A killed bench continues the unfinished quantization from its journal.
+      resume: true,
       method,
       onBlock: (d, total) => {
         if (d % 5 === 0 || d === total) {

@@ -39,6 +39,13 @@ export interface LoadOptions extends ResolveModelOptions {
    */
   threads?: number;
   /**
+   * CPU (WASM) activation precision of GPTQ linears: `"f32"` (exact,
+   * default) or `"int8"` (activations quantized to int8 per 32 values with
+   * integer dot products, like llama.cpp; faster, changes perplexity
+   * slightly). GPU backends ignore it.
+   */
+  actQuant?: "f32" | "int8";
+  /**
    * Forces the GPTQ zero-point convention (`gptq` = v1, `gptq_v2`) instead of
    * deciding from the config and the stored zeros.
    */
@@ -133,7 +140,10 @@ export async function loadModel(dirOrId: string, opts: LoadOptions = {}): Promis
   const dir = await resolveModel(dirOrId, opts);
   const choice = await selectBackend(
     opts.backend ?? "auto",
-    opts.threads !== undefined ? { threads: opts.threads } : {},
+    {
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+      ...(opts.actQuant !== undefined ? { actQuant: opts.actQuant } : {}),
+    },
   );
   const lm = await CausalLM.load(dir, {
     backend: choice.backend,

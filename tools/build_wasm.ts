@@ -41,7 +41,7 @@ export const WASM_BINDGEN_VERSION = "0.2.130";
 export const BUILD_CONFIG = {
   recipe: "cargo build → wasm-opt → wasm-bindgen → base64 module (v1)",
   target: "wasm32-unknown-unknown",
-  rustflags: "-C target-feature=+simd128 -C linker=wasm-ld",
+  rustflags: "-C target-feature=+simd128,+relaxed-simd -C linker=wasm-ld",
   cargoArgs: [
     "build",
     "--release",
@@ -288,7 +288,14 @@ export async function build(
     // wasm-opt runs before wasm-bindgen: binaryen 108 (Debian 12) rewrites the
     // export of wasm-bindgen's externref table to the funcref table when it
     // reads a module that already has both, which breaks instantiation.
-    await run("wasm-opt", [...BUILD_CONFIG.wasmOptArgs, rawWasm, "-o", `${tmp}/${LIB}.wasm`]);
+    // binaryen 108 predates the final relaxed-SIMD opcodes (it fails to parse
+    // `i32x4.relaxed_dot_i8x16_i7x16_add_s`), so a +relaxed-simd build skips
+    // wasm-opt (LLVM's output is already optimized; wasm-opt mostly shrinks).
+    if (BUILD_CONFIG.rustflags.includes("+relaxed-simd")) {
+      await Deno.copyFile(rawWasm, `${tmp}/${LIB}.wasm`);
+    } else {
+      await run("wasm-opt", [...BUILD_CONFIG.wasmOptArgs, rawWasm, "-o", `${tmp}/${LIB}.wasm`]);
+    }
     await run(tc.wasmBindgen, [
       ...BUILD_CONFIG.bindgenArgs,
       "--out-dir",

@@ -50,6 +50,12 @@ export interface SelectOptions {
    */
   threads?: number;
   /**
+   * WASM activation precision of GPTQ linears: `"f32"` (exact, default) or
+   * `"int8"` (per-32 int8 activations, integer dot products; faster, changes
+   * the numerics slightly). Other backends ignore it.
+   */
+  actQuant?: "f32" | "int8";
+  /**
    * Whether `auto` may pick a WebGPU GPU (default true); `false` keeps it on
    * the CPU (`quantize` does, so that a default run writes the same
    * checkpoint on every machine).
@@ -64,10 +70,11 @@ function describe(b: Backend, why = ""): string {
 /** The WASM backend and why it runs that many threads. */
 async function wasmBackend(
   requested: number | undefined,
+  actQuant: "f32" | "int8" | undefined,
 ): Promise<{ backend: Backend; threads: string }> {
   const { createWasmKernels, wasmThreads } = await import("./wasm/wasm_kernels.ts");
   const { threads, why } = wasmThreads(requested);
-  const k = await createWasmKernels({ threads });
+  const k = await createWasmKernels({ threads, ...(actQuant ? { actQuant } : {}) });
   return { backend: hostBackend(k, "CPU"), threads: why };
 }
 
@@ -94,7 +101,7 @@ async function cpuFallback(
   why: string,
 ): Promise<BackendChoice> {
   try {
-    const { backend: b, threads } = await wasmBackend(opts.threads);
+    const { backend: b, threads } = await wasmBackend(opts.threads, opts.actQuant);
     return { backend: b, description: describe(b, [why, threads].filter(Boolean).join("; ")) };
   } catch (e) {
     // A bad thread count is the caller's error, not a reason to fall back.

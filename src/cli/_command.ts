@@ -281,6 +281,37 @@ export function threadsOption(args: ParsedArgs): number | undefined {
   return args.values.threads === undefined ? undefined : intOption(args, "threads", 1, 1, 64);
 }
 
+/** `--act-quant`, shared by the commands that run a model (generate, eval, serve). */
+export const ACT_QUANT_OPTION: OptionSpec = {
+  type: "string",
+  valueName: "f32|int8",
+  description: "CPU (WASM) activation precision of GPTQ linears: f32 (default, exact) or int8 " +
+    "(per-32 int8 activations and integer dot products like llama.cpp: faster, perplexity " +
+    "changes slightly; GPU backends ignore it)",
+};
+
+/**
+ * Reads `--act-quant` (CPU activation precision of GPTQ linears).
+ *
+ * @example
+ * ```ts ignore
+ * const actQuant = actQuantOption(args); // "f32" | "int8" | undefined
+ * ```
+ *
+ * @param args Parsed arguments.
+ * @returns The precision, or `undefined` for the default.
+ */
+export function actQuantOption(args: ParsedArgs): "f32" | "int8" | undefined {
+  const v = args.values["act-quant"];
+  if (v === undefined) return undefined;
+  if (v !== "f32" && v !== "int8") {
+    throw new GptqError("INVALID_ARGUMENT", `--act-quant must be f32 or int8, got '${v}'`, {
+      hint: "f32 keeps the exact activations; int8 quantizes them per 32 values (faster)",
+    });
+  }
+  return v;
+}
+
 /** `--zero-format`, shared by the commands that load a model. */
 export const ZERO_FORMAT_OPTION: OptionSpec = {
   type: "string",

@@ -9,6 +9,8 @@ import { fsError, GptqError } from "../errors.ts";
 import { loadModel } from "../load_model.ts";
 import { perplexity } from "../runtime/perplexity.ts";
 import {
+  ACT_QUANT_OPTION,
+  actQuantOption,
   BACKEND_OPTION,
   backendOption,
   type Command,
@@ -28,7 +30,7 @@ export const evalCommand: Command = {
   name: "eval",
   summary: "perplexity of a model (plain or GPTQ) on a text file, as the GPTQ paper computes it",
   usage:
-    "eval MODEL --dataset FILE [--seqlen 2048] [--max-samples N] [--backend auto|webgpu|wasm|typescript] [--threads N] [--json]",
+    "eval MODEL --dataset FILE [--seqlen 2048] [--max-samples N] [--backend auto|webgpu|wasm|typescript] [--threads N] [--act-quant f32|int8] [--json]",
   examples: [
     "eval ./Llama-2-7B-GPTQ --dataset wikitext2_test.txt --seqlen 2048",
     "eval ./stories260K-hf --dataset tinystories_valid_sample.txt --seqlen 512 --json",
@@ -49,6 +51,7 @@ export const evalCommand: Command = {
     "max-samples": { type: "string", valueName: "N", description: "evaluate at most N windows" },
     backend: BACKEND_OPTION,
     threads: THREADS_OPTION,
+    "act-quant": ACT_QUANT_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
     revision: REVISION_OPTION,
   },
@@ -73,6 +76,7 @@ export const evalCommand: Command = {
     const m = await loadModel(await resolveModelArg(model, args, io), {
       backend: backendOption(args),
       ...(threads !== undefined ? { threads } : {}),
+      ...(actQuantOption(args) ? { actQuant: actQuantOption(args)! } : {}),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
     const { lm, tokenizer: tok } = m;

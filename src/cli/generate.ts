@@ -9,6 +9,8 @@ import { GptqError } from "../errors.ts";
 import { loadModel } from "../load_model.ts";
 import type { GenerateStats } from "../runtime/generate.ts";
 import {
+  ACT_QUANT_OPTION,
+  actQuantOption,
   BACKEND_OPTION,
   backendOption,
   type Command,
@@ -28,7 +30,7 @@ export const generateCommand: Command = {
   name: "generate",
   summary: "generate text from a prompt, streaming tokens to stdout (plain or GPTQ models)",
   usage:
-    "generate MODEL --prompt TEXT [--chat [--system TEXT]] [--max-new-tokens 128] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0] [--threads N]",
+    "generate MODEL --prompt TEXT [--chat [--system TEXT]] [--max-new-tokens 128] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0] [--threads N] [--act-quant f32|int8]",
   examples: [
     'generate ./stories260K-hf --prompt "Once upon a time" --temperature 0',
     'generate ./Llama-2-7B-GPTQ --prompt "The capital of France is" --max-new-tokens 32 --top-p 0.9 --seed 7',
@@ -72,6 +74,7 @@ export const generateCommand: Command = {
     },
     backend: BACKEND_OPTION,
     threads: THREADS_OPTION,
+    "act-quant": ACT_QUANT_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
     revision: REVISION_OPTION,
   },
@@ -109,6 +112,7 @@ export const generateCommand: Command = {
     const m = await loadModel(await resolveModelArg(model, args, io), {
       backend: backendOption(args),
       ...(threads !== undefined ? { threads } : {}),
+      ...(actQuantOption(args) ? { actQuant: actQuantOption(args)! } : {}),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     });
     io.stderr(`${m.backendChoice}\n`);

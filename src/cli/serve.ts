@@ -13,6 +13,8 @@ import { type ModelWorker, startModelWorker } from "../serve/_gen_client.ts";
 import { loadChatTemplate } from "../serve/chat_template.ts";
 import { type RunningServer, serve, type ServedModel } from "../serve/server.ts";
 import {
+  ACT_QUANT_OPTION,
+  actQuantOption,
   BACKEND_OPTION,
   backendOption,
   type Command,
@@ -34,7 +36,7 @@ import { parseHubId } from "../io/hub.ts";
  */
 async function loadServedModel(
   dir: string,
-  load: Pick<LoadOptions, "backend" | "threads" | "zeroFormat">,
+  load: Pick<LoadOptions, "backend" | "threads" | "zeroFormat" | "actQuant">,
   log: (line: string) => void,
 ): Promise<ServedModel & Pick<ModelWorker, "backendChoice" | "close">> {
   try {
@@ -55,7 +57,7 @@ export const serveCommand: Command = {
     "[--max-body-bytes 1048576] [--max-prompt-tokens N] [--max-tokens-limit N] " +
     "[--max-connections 128] [--header-timeout-ms 10000] [--body-timeout-ms 30000] " +
     "[--idle-timeout-ms 60000] " +
-    "[--prompt-timeout-ms 2000] [--threads N]",
+    "[--prompt-timeout-ms 2000] [--threads N] [--act-quant f32|int8]",
   examples: [
     "serve ./stories260K-hf --port 8080",
     "serve ./Qwen2-0.5B-Instruct-GPTQ --host 0.0.0.0 --port 8000 --max-tokens-limit 512",
@@ -128,6 +130,7 @@ export const serveCommand: Command = {
     },
     backend: BACKEND_OPTION,
     threads: THREADS_OPTION,
+    "act-quant": ACT_QUANT_OPTION,
     "zero-format": ZERO_FORMAT_OPTION,
     revision: REVISION_OPTION,
   },
@@ -161,6 +164,7 @@ export const serveCommand: Command = {
     const model = await loadServedModel(base, {
       backend: backendOption(args),
       ...(threads !== undefined ? { threads } : {}),
+      ...(actQuantOption(args) ? { actQuant: actQuantOption(args)! } : {}),
       ...(zeroFormatOption(args) ? { zeroFormat: zeroFormatOption(args)! } : {}),
     }, (line) => io.stderr(`${line}\n`));
     io.stderr(`${model.backendChoice}\n`);

@@ -24,7 +24,7 @@ import { lowerThreadPriority } from "./_nice.ts";
 export interface GenInit {
   type: "init";
   dir: string;
-  load: Pick<LoadOptions, "backend" | "threads" | "zeroFormat">;
+  load: Pick<LoadOptions, "backend" | "threads" | "zeroFormat" | "actQuant">;
 }
 
 /** One generation. */

@@ -6,7 +6,7 @@
 
 use gptq_core::dtype::{f16_to_f32, f32_to_f16};
 use gptq_core::pack::{pack_cols, pack_rows, unpack_cols, unpack_rows};
-use gptq_core::runtime::{qmatmul, QMode, QWeights, QuantTensors};
+use gptq_core::runtime::{qmatmul, ActQuant, QMode, QWeights, QuantTensors};
 
 struct Rng(u64);
 impl Rng {
@@ -274,4 +274,180 @@ fn bad_inputs_are_rejected_with_the_tensor_named() {
         .err()
         .unwrap();
     assert!(e.0.contains("K = 64"), "{e}");
+}
+
+/// Rows in the int8 route's code order: sorted by group (stably), each
+/// group's run padded to 32 (`None`: a padding row).
+fn code_order(l: &Layer) -> Vec<Option<usize>> {
+    let g = l.scales.len() / l.n;
+    let gi: Vec<usize> = (0..l.k)
+        .map(|kk| match &l.g_idx {
+            Some(v) => v[kk] as usize,
+            None => kk / (l.k / g),
+        })
+        .collect();
+    let mut order = Vec::new();
+    for grp in 0..g {
+        order.extend((0..l.k).filter(|&kk| gi[kk] == grp).map(Some));
+        while order.len() % 32 != 0 {
+            order.push(None);
+        }
+    }
+    order
+}
+
+/// `x` row quantized as the int8 route does it: per 32 values in code order,
+/// `d = max|x| / 127`, `q = round_half_even(x / d)`; returns `x̂ = d·q` in the
+/// checkpoint's row order and the bound `Σ_b d_b/2 · Σ_{i∈b} |w_i|` weights
+/// for column `w` (see [`int8_bound`]).
+fn quantize_row(x: &[f32], order: &[Option<usize>]) -> (Vec<f64>, Vec<f64>) {
+    let (mut xh, mut half) = (vec![0f64; x.len()], vec![0f64; x.len()]);
+    for blk in order.chunks(32) {
+        let amax = blk.iter().flatten().fold(0f32, |a, &kk| a.max(x[kk].abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        for &kk in blk.iter().flatten() {
+            xh[kk] = d as f64 * (x[kk] * id).round_ties_even() as f64;
+            half[kk] = d as f64 / 2.0;
+        }
+    }
+    (xh, half)
+}
+
+/// The int8 route (`ActQuant::Int8`) on held columns `h0..h1`: against
+/// `x̂ · W` in f64 (x̂ the int8-quantized x) within 1e-5 of `Σ|x̂·w|`, and
+/// against the exact `x · W` within the quantization bound
+/// `Σ_k d_b(k)/2 · |w_k|` (+ 1e-5 of `Σ|x·w|`). Returns the worst error
+/// relative to `Σ|x·w|` against the exact product.
+fn check_int8(
+    what: &str,
+    l: &Layer,
+    w: &[f32],
+    m: usize,
+    (h0, h1): (usize, usize),
+    rng: &mut Rng,
+) -> f64 {
+    let k = l.k;
+    let q = QWeights::with_act(&l.tensors(), h0, h1, QMode::Auto, ActQuant::Int8).unwrap();
+    assert_eq!(q.act_quant(), ActQuant::Int8);
+    let order = code_order(l);
+    let x: Vec<f32> = (0..m * k)
+        .map(|_| rng.f() * if rng.below(8) == 0 { 8.0 } else { 1.0 })
+        .collect();
+    let bias: Vec<f32> = (0..h1 - h0).map(|_| rng.f()).collect();
+    let mut y = vec![0f32; m * (h1 - h0)];
+    qmatmul(&x, m, k, &q, Some(&bias), 0, h1 - h0, &mut y, 0, h1 - h0).unwrap();
+    let mut worst = 0f64;
+    for i in 0..m {
+        let (xh, half) = quantize_row(&x[i * k..(i + 1) * k], &order);
+        for j in 0..h1 - h0 {
+            let row = &w[(h0 + j) * k..(h0 + j + 1) * k];
+            let b = bias[j] as f64;
+            let (mut want_q, mut mag_q, mut exact, mut mag, mut bound) =
+                (b, b.abs(), b, b.abs(), 0f64);
+            for kk in 0..k {
+                let (wv, xv) = (row[kk] as f64, x[i * k + kk] as f64);
+                want_q += xh[kk] * wv;
+                mag_q += (xh[kk] * wv).abs();
+                exact += xv * wv;
+                mag += (xv * wv).abs();
+                bound += half[kk] * wv.abs();
+            }
+            let got = y[i * (h1 - h0) + j] as f64;
+            assert!(
+                (got - want_q).abs() <= 1e-5 * mag_q + 1e-6,
+                "{what}: row {i} col {j}: got {got}, int8 reference {want_q}"
+            );
+            assert!(
+                (got - exact).abs() <= bound * (1.0 + 1e-6) + 1e-5 * mag + 1e-6,
+                "{what}: row {i} col {j}: got {got}, exact {exact}, bound {bound}"
+            );
+            worst = worst.max((got - exact).abs() / (mag + 1e-6));
+        }
+    }
+    worst
+}
+
+#[test]
+fn int8_route_matches_the_int8_reference_and_the_exact_product_within_bound() {
+    let mut rng = Rng(0x0dd_c0de);
+    let (mut worst, mut cases) = (0f64, 0);
+    for bits in [2u32, 3, 4, 8] {
+        for group in [32usize, 64, 128, usize::MAX] {
+            for act in [false, true] {
+                for v2 in [false, true] {
+                    let (k, n) = (320usize, 96usize);
+                    let g = if group == usize::MAX { k } else { group };
+                    let l = Layer::random(&mut rng, k, n, bits, g, act, v2);
+                    let w = l.dequantize();
+                    for m in [1usize, 2, 5, 9] {
+                        for (h0, h1) in [(0, n), (13, 53), (32, 96)] {
+                            let what = format!("int8 bits {bits} group {g} act {act} v2 {v2} m {m} held {h0}..{h1}");
+                            worst = worst.max(check_int8(&what, &l, &w, m, (h0, h1), &mut rng));
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Group 48 with act-order: padded runs of 64 rows.
+    let l = Layer::random(&mut rng, 192, 64, 4, 48, true, true);
+    let w = l.dequantize();
+    worst = worst.max(check_int8("int8 group 48", &l, &w, 3, (0, 64), &mut rng));
+    eprintln!("int8: {cases} cases, max error vs exact relative to Σ|x·w|: {worst:.2e}");
+}
+
+#[test]
+fn int8_route_is_bit_identical_for_any_split_and_row_count() {
+    let mut rng = Rng(42);
+    for bits in [3u32, 4, 8] {
+        let l = Layer::random(&mut rng, 256, 160, bits, 64, true, false);
+        let (k, n, m) = (l.k, l.n, 7);
+        let x: Vec<f32> = (0..m * k).map(|_| rng.f()).collect();
+        let full = QWeights::with_act(&l.tensors(), 0, n, QMode::Gather, ActQuant::Int8).unwrap();
+        let mut want = vec![0f32; m * n];
+        qmatmul(&x, m, k, &full, None, 0, n, &mut want, 0, n).unwrap();
+        // Parts as the thread split makes them (multiples of 32) and odd ones.
+        for bounds in [
+            vec![0, 64, 160],
+            vec![0, 32, 96, 128, 160],
+            vec![0, 13, 77, 160],
+        ] {
+            let mut y = vec![0f32; m * n];
+            for p in bounds.windows(2) {
+                let part =
+                    QWeights::with_act(&l.tensors(), p[0], p[1], QMode::Auto, ActQuant::Int8)
+                        .unwrap();
+                qmatmul(&x, m, k, &part, None, 0, p[1] - p[0], &mut y, p[0], n).unwrap();
+            }
+            assert!(
+                y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "bits {bits} split {bounds:?}"
+            );
+        }
+        // Each row alone (decode) equals its row of the batch (prefill).
+        for i in 0..m {
+            let mut y = vec![0f32; n];
+            qmatmul(
+                &x[i * k..(i + 1) * k],
+                1,
+                k,
+                &full,
+                None,
+                0,
+                n,
+                &mut y,
+                0,
+                n,
+            )
+            .unwrap();
+            assert!(
+                y.iter()
+                    .zip(&want[i * n..(i + 1) * n])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "bits {bits} row {i}"
+            );
+        }
+    }
 }

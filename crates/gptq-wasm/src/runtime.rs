@@ -20,8 +20,8 @@
 //! activations are exchanged with `F32Buf.read`/`write_2d`.
 
 use gptq_core::runtime::{
-    activation, attention, matmul, norm, ops, qmatmul, rope, transpose, KernelError, QMode,
-    QWeights, QuantTensors, Weights,
+    activation, attention, matmul, norm, ops, qmatmul, rope, transpose, ActQuant, KernelError,
+    QMode, QWeights, QuantTensors, Weights,
 };
 use wasm_bindgen::prelude::*;
 
@@ -312,7 +312,9 @@ impl WeightBuf {
     /// [G, n·bits/32]`, `scales [G, n]` (f16 bits), `g_idx [k]` (empty: none,
     /// then `g = k / G`), `v2` for the "gptq_v2" zero format (else v1, stored
     /// `zero − 1`). `mode`: 0 auto, 1 reorder rows by group (ExLlama), 2
-    /// gather scale/zero per row. The result has `n1 - n0` rows.
+    /// gather scale/zero per row. `act`: 0 f32 activations (exact), 1 int8
+    /// activations per 32 values with integer dot products (llama.cpp's Q8_0
+    /// route; always reorders). The result has `n1 - n0` rows.
     #[allow(clippy::too_many_arguments)]
     pub fn from_gptq(
         qweight: &[i32],
@@ -326,7 +328,13 @@ impl WeightBuf {
         n0: usize,
         n1: usize,
         mode: u32,
+        act: u32,
     ) -> Result<WeightBuf, JsError> {
+        let act = ActQuant::from_code(act).ok_or_else(|| {
+            JsError::new(&format!(
+                "WeightBuf.from_gptq: act {act} is not 0 (f32) or 1 (int8)"
+            ))
+        })?;
         let mode = QMode::from_code(mode).ok_or_else(|| {
             JsError::new(&format!(
                 "WeightBuf.from_gptq: mode {mode} is not 0 (auto), 1 (reorder) or 2 (gather)"
@@ -342,7 +350,7 @@ impl WeightBuf {
             bits,
             v2,
         };
-        let q = QWeights::new(&t, n0, n1, mode).map_err(jerr)?;
+        let q = QWeights::with_act(&t, n0, n1, mode, act).map_err(jerr)?;
         Ok(WeightBuf {
             store: Store::Gptq(Box::new(q)),
             n: n1 - n0,

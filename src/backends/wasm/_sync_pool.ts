@@ -144,6 +144,8 @@ export interface GptqHalf {
   v2: boolean;
   /** Act-order handling: 0 auto, 1 reorder, 2 gather. */
   mode: number;
+  /** Activation precision: 0 f32 (exact), 1 int8 per 32 values. */
+  act: number;
   /** Bias of the half, or null. */
   bias: Float32Array | null;
 }
@@ -269,6 +271,7 @@ export function sliceHalf(
  * @param mode Act-order handling: 0 auto, 1 reorder, 2 gather.
  * @param n0 First output column (a multiple of 32).
  * @param n1 End output column (a multiple of 32, at most N).
+ * @param act Activation precision: 0 f32 (default), 1 int8.
  * @returns The half, in new buffers.
  * @throws {GptqError} INVALID_ARGUMENT when the range is not on 32-column boundaries.
  */
@@ -278,6 +281,7 @@ export function sliceGptqHalf(
   mode: number,
   n0: number,
   n1: number,
+  act = 0,
 ): GptqHalf {
   const { K, N, G, bits } = t;
   if (n0 % 32 !== 0 || n1 % 32 !== 0 || !(0 <= n0 && n0 <= n1 && n1 <= N)) {
@@ -310,6 +314,7 @@ export function sliceGptqHalf(
     bits,
     v2,
     mode,
+    act,
     bias: t.bias ? t.bias.slice(n0, n1) : null,
   };
 }

@@ -37,6 +37,7 @@ function loadWeight(m: Extract<PortMessage, { op: "load" | "loadGptq" }>): glue.
       0,
       m.N,
       m.mode,
+      m.act,
     );
     if (m.bias) w.set_bias(m.bias);
     return w;

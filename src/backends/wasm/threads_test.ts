@@ -1,7 +1,7 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 // Inference threads: the WASM kernels give bit-identical logits and greedy tokens for any
 // thread count (1, 2, 3, 4, 8), on the golden llama, the trained stories260K and a GPTQ
-// checkpoint; the count is chosen and explained by wasmThreads / selectBackend / loadModel / CLI.
+// checkpoint (with f32 and with int8 activations); the count is chosen and explained by wasmThreads / selectBackend / loadModel / CLI.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { GptqError } from "../../errors.ts";
@@ -14,7 +14,7 @@ import { parseCommandArgs } from "../../cli/_command.ts";
 import { generateCommand } from "../../cli/generate.ts";
 import { hostBackend } from "../host.ts";
 import { selectBackend } from "../select.ts";
-import { createWasmKernels, MAX_WASM_THREADS, wasmThreads } from "./wasm_kernels.ts";
+import { type ActQuant, createWasmKernels, MAX_WASM_THREADS, wasmThreads } from "./wasm_kernels.ts";
 import { SYNC_POOL_STATS } from "./_sync_pool.ts";
 import { threadsOption } from "../../cli/_command.ts";
 
@@ -45,9 +45,14 @@ interface Run {
 }
 
 /** Runs `dir` with every linear split over `threads` threads (minSplit 0). */
-async function run(dir: string, prompt: number[], threads: number): Promise<Run> {
+async function run(
+  dir: string,
+  prompt: number[],
+  threads: number,
+  actQuant: ActQuant,
+): Promise<Run> {
   const started0 = SYNC_POOL_STATS.started, calls0 = SYNC_POOL_STATS.linearCalls;
-  const kernels = await createWasmKernels({ threads, minSplit: 0 });
+  const kernels = await createWasmKernels({ threads, minSplit: 0, actQuant });
   const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
   try {
     const P = prompt.length - 6;
@@ -80,9 +85,14 @@ async function run(dir: string, prompt: number[], threads: number): Promise<Run>
   }
 }
 
-async function checkModel(label: string, dir: string, prompt: number[]): Promise<void> {
+async function checkModel(
+  label: string,
+  dir: string,
+  prompt: number[],
+  actQuant: ActQuant = "f32",
+): Promise<void> {
   const runs: Run[] = [];
-  for (const t of THREADS) runs.push(await run(dir, prompt, t));
+  for (const t of THREADS) runs.push(await run(dir, prompt, t, actQuant));
   const one = runs[0]!;
   assert.equal(one.name, "wasm-simd128");
   assert.equal(one.helpers, 0);
@@ -114,6 +124,16 @@ for (const model of ["llama", "llama-gptq-4bit-g32"]) {
     await checkModel(model, dir, (await goldenIds(dir)).slice(0, 48));
   });
 }
+
+Deno.test("threads 1/2/3/4/8 give bit-identical logits and greedy tokens: GPTQ, int8 activations", async () => {
+  const dir = GOLDEN + "llama-gptq-4bit-g32";
+  await checkModel(
+    "llama-gptq-4bit-g32 (actQuant int8)",
+    dir,
+    (await goldenIds(dir)).slice(0, 48),
+    "int8",
+  );
+});
 
 Deno.test("threads 1/2/3/4/8 give bit-identical logits and greedy tokens: stories260K", async () => {
   const tmp = await Deno.makeTempDir();

@@ -9,7 +9,10 @@
  * dequant-matmul (`runtime::qmatmul`) unpacks codes in registers for decode
  * and dequantizes one cache tile at a time for prefill. Act-order `g_idx` is
  * handled by reordering input rows by group at load (default) or by looking
- * scales up per row ({@linkcode WasmKernelsOptions.actOrder}).
+ * scales up per row ({@linkcode WasmKernelsOptions.actOrder}). With
+ * `actQuant: "int8"` GPTQ linears quantize their activations to int8 per 32
+ * values and use integer dot products instead (llama.cpp's route: faster,
+ * slightly different numerics; {@linkcode WasmKernelsOptions.actQuant}).
  *
  * With `threads: T > 1` (default: every core, `navigator.hardwareConcurrency`,
  * at most {@linkcode MAX_WASM_THREADS}) a large linear (N·K ≥ 65536) is
@@ -174,9 +177,26 @@ export interface WasmKernelsOptions {
    * padding groups to 32 rows would add more than 25% to K.
    */
   actOrder?: "auto" | "reorder" | "gather";
+  /**
+   * Activation precision of GPTQ linears ({@linkcode ActQuant}): `"f32"`
+   * (default) multiplies f32 activations by the dequantized weights
+   * (exact up to summation order); `"int8"` quantizes the activations to
+   * int8 per 32 values (one f32 scale each, llama.cpp's Q8_0) and uses
+   * integer dot products with the 2/3/4/8-bit codes: faster, changes the
+   * numerics slightly (see the README's perplexity table), always reorders
+   * act-order rows. Dense (f32/f16/bf16) linears are unaffected.
+   */
+  actQuant?: ActQuant;
 }
 
+/** Activation precision of GPTQ linears on the CPU (see {@linkcode WasmKernelsOptions.actQuant}). */
+export type ActQuant = "f32" | "int8";
+
+/** The default {@linkcode WasmKernelsOptions.actQuant}. */
+export const DEFAULT_ACT_QUANT: ActQuant = "f32";
+
 const ACT_ORDER = { auto: 0, reorder: 1, gather: 2 } as const;
+const ACT_QUANT = { f32: 0, int8: 1 } as const;
 
 const ACT: Record<string, string> = {
   silu: "silu",
@@ -253,6 +273,12 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
   if (actOrder === undefined) {
     throw new GptqError("INVALID_ARGUMENT", `actOrder must be auto, reorder or gather`, {
       hint: `got ${JSON.stringify(opts.actOrder)}`,
+    });
+  }
+  const actQuant = ACT_QUANT[opts.actQuant ?? DEFAULT_ACT_QUANT];
+  if (actQuant === undefined) {
+    throw new GptqError("INVALID_ARGUMENT", `actQuant must be f32 or int8`, {
+      hint: `got ${JSON.stringify(opts.actQuant)}`,
     });
   }
   let noHelper: string | null = threads < 2 ? "1 thread" : null;
@@ -367,6 +393,7 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
             0,
             rows,
             actOrder,
+            actQuant,
           );
         } catch (e) {
           throw new GptqError("GPTQ_FORMAT", `cannot load the quantized linear: ${errText(e)}`, {
@@ -375,7 +402,14 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
           });
         }
       };
-      return build(N, K, bias, mine, (n0, n1) => sliceGptqHalf(t, v2, actOrder, n0, n1), true);
+      return build(
+        N,
+        K,
+        bias,
+        mine,
+        (n0, n1) => sliceGptqHalf(t, v2, actOrder, n0, n1, actQuant),
+        true,
+      );
     },
     linear(x, M, h) {
       const l = h as WasmLinear;

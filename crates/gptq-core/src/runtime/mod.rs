@@ -9,7 +9,9 @@
 //!   GPT-2 `Conv1D` weights (stored `[K, N]`) are transposed once at load with
 //!   [`transpose`]; there is no transposed-weight kernel.
 //! - [`qmatmul()`]: the same with a GPTQ-packed `W` (2/3/4/8-bit codes, f16
-//!   scales, any `g_idx` order; [`QWeights`]), unpacked in registers.
+//!   scales, any `g_idx` order; [`QWeights`]), unpacked in registers; or,
+//!   with [`ActQuant::Int8`], activations quantized to int8 per 32 values
+//!   and integer dot products (llama.cpp's route; changes the numerics).
 //! - [`norm`]: RMSNorm, LayerNorm.
 //! - [`activation`]: residual add, SiLU·mul, ReLU, GELU (tanh and erf), softmax.
 //! - [`rope`]: rotary embeddings (HF `rotate_half`, partial rotary, offsets).
@@ -41,7 +43,7 @@ pub mod rope;
 mod simd;
 
 pub use matmul::{matmul, transpose, Weights};
-pub use qmatmul::{qmatmul, QMode, QWeights, QuantTensors};
+pub use qmatmul::{qmatmul, ActQuant, QMode, QWeights, QuantTensors};
 
 use core::fmt;
 

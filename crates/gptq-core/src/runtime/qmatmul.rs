@@ -33,6 +33,14 @@
 //! into the f32 panels of [`mod@super::matmul`]'s 4×8 micro-kernel and reuses it.
 //! All accumulation is f32; results equal a dequantize-then-f32-matmul up to
 //! summation order.
+//!
+//! [`ActQuant::Int8`] (chosen at load, [`QWeights::with_act`]) replaces all
+//! of this with llama.cpp's route: `x` quantized to `i8` per 32 values per
+//! call, codes kept as integers in a dot-product layout, integer dot
+//! products (see `qmatmul/int8.rs`). It changes the numerics.
+
+mod i8x16;
+mod int8;
 
 use super::matmul::{check_out, micro, GEMM_MIN_M, KC, MR, NR};
 use super::simd::{F4, I4};
@@ -75,6 +83,33 @@ impl QMode {
             0 => Some(QMode::Auto),
             1 => Some(QMode::Reorder),
             2 => Some(QMode::Gather),
+            _ => None,
+        }
+    }
+}
+
+/// The precision of the activations in [`qmatmul()`] (chosen at load).
+///
+/// # Examples
+/// ```
+/// use gptq_core::runtime::qmatmul::ActQuant;
+/// assert_eq!(ActQuant::from_code(1), Some(ActQuant::Int8));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActQuant {
+    /// Exact: f32 activations times dequantized f32 weights.
+    F32,
+    /// `x` quantized to `i8` per 32 values (one f32 scale each, like
+    /// llama.cpp's Q8_0), integer dot products with the codes.
+    Int8,
+}
+
+impl ActQuant {
+    /// `0` F32, `1` Int8 (the wasm binding's encoding).
+    pub fn from_code(c: u32) -> Option<ActQuant> {
+        match c {
+            0 => Some(ActQuant::F32),
+            1 => Some(ActQuant::Int8),
             _ => None,
         }
     }
@@ -221,6 +256,8 @@ pub struct QWeights {
     /// Added to a stored zero field (1 for v1).
     zoff: f32,
     order: Order,
+    /// The int8 route's codes (then `codes` is empty).
+    int8: Option<int8::Codes>,
 }
 
 /// Reads field `i` (`bits` wide) of a little-endian bitstream in `words`
@@ -236,6 +273,35 @@ fn field(words: &[i32], base: usize, stride: usize, i: usize, bits: u32) -> u32 
     v & ((1u32 << bits) - 1)
 }
 
+/// Packs columns `c0..c0 + lanes` (one block of 8) of `t` in code order
+/// `row_of` into `dst` (`[kp/32][bits][8]` words).
+fn pack_block(t: &QuantTensors<'_>, c0: usize, lanes: usize, row_of: &[u32], dst: &mut [u32]) {
+    let (b, bits) = (t.bits as usize, t.bits);
+    // The block's codes unpacked, [k][8].
+    let mut tmp = vec![0u8; t.k * NB];
+    for r in 0..t.k {
+        for l in 0..lanes {
+            tmp[r * NB + l] = field(t.qweight, c0 + l, t.n, r, bits) as u8;
+        }
+    }
+    for (kk, &r) in row_of.iter().enumerate() {
+        if r == PAD {
+            continue;
+        }
+        let (kb, j) = (kk / KB, kk % KB);
+        let bit = j * b;
+        let (wi, s) = (bit / 32, (bit % 32) as u32);
+        let base = (kb * b + wi) * NB;
+        for l in 0..lanes {
+            let c = tmp[r as usize * NB + l] as u32;
+            dst[base + l] |= c << s;
+            if s + bits > 32 {
+                dst[base + NB + l] |= c >> (32 - s);
+            }
+        }
+    }
+}
+
 impl QWeights {
     /// Builds columns `n0..n1` of a layer in the kernels' layout.
     ///
@@ -248,6 +314,27 @@ impl QWeights {
         n1: usize,
         mode: QMode,
     ) -> Result<QWeights, KernelError> {
+        Self::with_act(t, n0, n1, mode, ActQuant::F32)
+    }
+
+    /// As [`QWeights::new`], for activations of precision `act`;
+    /// [`ActQuant::Int8`] always sorts act-order rows by group
+    /// ([`QMode::Reorder`], whatever `mode` says).
+    ///
+    /// # Errors
+    /// As [`QWeights::new`].
+    pub fn with_act(
+        t: &QuantTensors<'_>,
+        n0: usize,
+        n1: usize,
+        mode: QMode,
+        act: ActQuant,
+    ) -> Result<QWeights, KernelError> {
+        let mode = if act == ActQuant::Int8 {
+            QMode::Reorder
+        } else {
+            mode
+        };
         let groups = t.groups()?;
         let (k, n, bits) = (t.k, t.n, t.bits);
         ensure(n0 <= n1 && n1 <= n, || {
@@ -313,36 +400,23 @@ impl QWeights {
         let nblk = cols.div_ceil(NB);
         let nkb = kp / KB;
         let b = bits as usize;
-        let mut codes = vec![0u32; nblk * nkb * b * NB];
+        let int8 = (act == ActQuant::Int8).then(|| int8::Codes::new(t, n0, n1, &row_of));
+        let fcodes = if int8.is_some() {
+            0
+        } else {
+            nblk * nkb * b * NB
+        };
+        let mut codes = vec![0u32; fcodes];
         let mut scales = vec![0u16; nblk * groups * NB];
         let mut zeros = vec![0u8; nblk * groups * NB];
         // One column block's codes unpacked, [k][8], reused per block.
-        let mut tmp = vec![0u8; k * NB];
         let zwords = n / 32 * b;
         for blk in 0..nblk {
             let c0 = n0 + blk * NB;
             let lanes = NB.min(n1 - c0);
-            for r in 0..k {
-                for l in 0..lanes {
-                    tmp[r * NB + l] = field(t.qweight, c0 + l, n, r, bits) as u8;
-                }
-            }
-            let dst = &mut codes[blk * nkb * b * NB..(blk + 1) * nkb * b * NB];
-            for (kk, &r) in row_of.iter().enumerate() {
-                if r == PAD {
-                    continue;
-                }
-                let (kb, j) = (kk / KB, kk % KB);
-                let bit = j * b;
-                let (wi, s) = (bit / 32, (bit % 32) as u32);
-                let base = (kb * b + wi) * NB;
-                for l in 0..lanes {
-                    let c = tmp[r as usize * NB + l] as u32;
-                    dst[base + l] |= c << s;
-                    if s + bits > 32 {
-                        dst[base + NB + l] |= c >> (32 - s);
-                    }
-                }
+            if int8.is_none() {
+                let dst = &mut codes[blk * nkb * b * NB..(blk + 1) * nkb * b * NB];
+                pack_block(t, c0, lanes, &row_of, dst);
             }
             for g in 0..groups {
                 let o = (blk * groups + g) * NB;
@@ -363,6 +437,7 @@ impl QWeights {
             zeros,
             zoff: if t.v2 { 0.0 } else { 1.0 },
             order,
+            int8,
         })
     }
 
@@ -379,6 +454,15 @@ impl QWeights {
     /// Bit width.
     pub fn bits(&self) -> u32 {
         self.bits
+    }
+
+    /// The activation precision chosen at load.
+    pub fn act_quant(&self) -> ActQuant {
+        if self.int8.is_some() {
+            ActQuant::Int8
+        } else {
+            ActQuant::F32
+        }
     }
 
     /// The mode in use after [`QMode::Auto`] was resolved.
@@ -403,7 +487,8 @@ impl QWeights {
             }
             Order::Gather { gidx } => gidx.len() * 4,
         };
-        self.codes.len() * 4 + self.scales.len() * 2 + self.zeros.len() + o
+        let i8b = self.int8.as_ref().map_or(0, int8::Codes::byte_len);
+        self.codes.len() * 4 + i8b + self.scales.len() * 2 + self.zeros.len() + o
     }
 
     fn nkb(&self) -> usize {
@@ -721,6 +806,11 @@ pub fn qmatmul(
         n0,
         n1,
     };
+    if let Some(codes) = &w.int8 {
+        let xs = code_order(x, m, w);
+        int8::run(&xs, m, w, codes, bias, &mut o);
+        return Ok(());
+    }
     match w.bits {
         2 => run::<2>(x, m, w, bias, &mut o),
         3 => run::<3>(x, m, w, bias, &mut o),
@@ -730,11 +820,11 @@ pub fn qmatmul(
     Ok(())
 }
 
-fn run<const B: u32>(x: &[f32], m: usize, w: &QWeights, bias: Option<&[f32]>, o: &mut Out<'_>) {
+/// `x [m, k]` in code order `[m, kp]`: gathered (and zero-padded) when rows
+/// were reordered.
+fn code_order<'a>(x: &'a [f32], m: usize, w: &QWeights) -> std::borrow::Cow<'a, [f32]> {
     let (k, kp) = (w.k, w.kp);
-    // x in code order: gathered (and zero-padded) when rows were reordered.
-    let gathered: Vec<f32>;
-    let xs: &[f32] = match &w.order {
+    match &w.order {
         Order::Sorted {
             perm: Some(perm), ..
         } => {
@@ -747,11 +837,14 @@ fn run<const B: u32>(x: &[f32], m: usize, w: &QWeights, bias: Option<&[f32]>, o:
                     }
                 }
             }
-            gathered = g;
-            &gathered
+            std::borrow::Cow::Owned(g)
         }
-        _ => &x[..m * k],
-    };
+        _ => std::borrow::Cow::Borrowed(&x[..m * k]),
+    }
+}
+
+fn run<const B: u32>(x: &[f32], m: usize, w: &QWeights, bias: Option<&[f32]>, o: &mut Out<'_>) {
+    let xs = &*code_order(x, m, w);
     if m < GEMM_MIN_M {
         match m {
             1 => gemv::<B, 1>(xs, w, bias, o),
