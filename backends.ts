@@ -67,7 +67,10 @@ export {
   loadWasm,
   type LoadWasmOptions,
   type PackBits,
+  relaxedSimdSupported,
   WASM_SHA256,
   type WasmCallContext,
   wasmModule,
+  type WasmSimd,
+  wasmSimd,
 } from "./src/wasm/mod.ts";

@@ -37,7 +37,7 @@ Deno.test("CLI: --backend cuda without a device fails in one line; auto falls ba
   console.log(line);
   assert.match(
     line,
-    /^backend: wasm-simd128.* — auto: .*no CUDA device \((no NVIDIA driver|no CUDA device)/,
+    /^backend: wasm-(relaxed-simd|simd128).* — auto: .*no CUDA device \((no NVIDIA driver|no CUDA device)/,
   );
 });
 

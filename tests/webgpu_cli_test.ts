@@ -35,7 +35,7 @@ Deno.test("CLI: --backend webgpu without an adapter fails in one line; auto fall
   assert.match(lines[0]!, /^error: no WebGPU adapter found .*libvulkan1/);
   const auto = await cli(GEN, hide);
   assert.equal(auto.code, 0, auto.stderr);
-  assert.match(auto.stderr, /^backend: wasm-simd128.* — auto: no WebGPU GPU/m);
+  assert.match(auto.stderr, /^backend: wasm-(relaxed-simd|simd128).* — auto: no WebGPU GPU/m);
 });
 
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);

@@ -3,6 +3,14 @@
  * Typed loader for the toolkit's WebAssembly kernels (Rust `crates/gptq-wasm`,
  * SIMD128), built by `tools/build_wasm.ts`.
  *
+ * Two modules are embedded: `baseline` (SIMD128, every engine with wasm SIMD)
+ * and `relaxed` (SIMD128 + relaxed SIMD: fused `f32x4.relaxed_madd` in the
+ * matmul kernels, which changes the last bits of their results). The loader
+ * picks `relaxed` when the engine validates a tiny relaxed-SIMD probe
+ * module, else `baseline`; the environment variable `GPTQ_WASM_SIMD`
+ * (`baseline`, `relaxed` or `auto`) overrides it in Deno when env access is
+ * granted, and {@linkcode LoadWasmOptions.simd} in code.
+ *
  * The module is embedded as base64 in `./_generated/gptq_wasm.wasm.js`, so it
  * loads the same way from a local checkout and from a remote (https/JSR)
  * import, with no `--allow-read` or `--allow-net`. {@linkcode loadWasm}
@@ -28,7 +36,8 @@
 
 import { GptqError } from "../errors.ts";
 import * as glue from "./_generated/gptq_wasm.internal.js";
-import { wasmBytes, wasmSha256 } from "./_generated/gptq_wasm.wasm.js";
+import * as baselineWasm from "./_generated/gptq_wasm.wasm.js";
+import * as relaxedWasm from "./_generated/gptq_wasm_relaxed.wasm.js";
 
 /** Bit widths that GPTQ packing supports. */
 export type PackBits = 2 | 3 | 4 | 8;
@@ -43,6 +52,8 @@ export interface WasmCallContext {
 
 /** The instantiated kernels. All inputs are copied in and outputs are new arrays. */
 export interface GptqWasm {
+  /** Which embedded module runs: `relaxed` (relaxed SIMD) or `baseline` (SIMD128). */
+  readonly simd: WasmSimd;
   /**
    * Widens f16 bit patterns to f32 (exact).
    *
@@ -141,6 +152,9 @@ export interface GptqWasm {
   ): Uint32Array;
 }
 
+/** The two embedded modules: SIMD128 only, or SIMD128 plus relaxed SIMD. */
+export type WasmSimd = "baseline" | "relaxed";
+
 /** Options of {@linkcode loadWasm}. */
 export interface LoadWasmOptions {
   /**
@@ -148,13 +162,125 @@ export interface LoadWasmOptions {
    * {@linkcode wasmModule} via `postMessage`); skips compilation.
    */
   module?: WebAssembly.Module;
+  /** Which embedded module to compile when `module` is not given (default {@linkcode wasmSimd}). */
+  simd?: WasmSimd;
 }
 
-/** sha256 (hex) of the embedded wasm module, as recorded at build time. */
-export const WASM_SHA256: string = wasmSha256;
+/** sha256 (hex) of the embedded baseline (SIMD128) wasm module, as recorded at build time. */
+export const WASM_SHA256: string = baselineWasm.wasmSha256;
 
-let modulePromise: Promise<WebAssembly.Module> | undefined;
+const EMBEDDED = { baseline: baselineWasm, relaxed: relaxedWasm } as const;
+const modulePromises: Partial<Record<WasmSimd, Promise<WebAssembly.Module>>> = {};
 let instancePromise: Promise<GptqWasm> | undefined;
+let loadedSimd: WasmSimd = "baseline";
+
+/** `(func (result v128) i32x4.splat(0) ×3 f32x4.relaxed_madd)`: valid only with relaxed SIMD. */
+const RELAXED_PROBE = new Uint8Array([
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00, // magic, version
+  0x01,
+  0x05,
+  0x01,
+  0x60,
+  0x00,
+  0x01,
+  0x7b, // type: () -> v128
+  0x03,
+  0x02,
+  0x01,
+  0x00, // one function of type 0
+  0x0a,
+  0x13,
+  0x01,
+  0x11,
+  0x00, // code: one body of 17 bytes, no locals
+  0x41,
+  0x00,
+  0xfd,
+  0x11,
+  0x41,
+  0x00,
+  0xfd,
+  0x11,
+  0x41,
+  0x00,
+  0xfd,
+  0x11, // 3× i32x4.splat(0)
+  0xfd,
+  0x85,
+  0x02,
+  0x0b, // f32x4.relaxed_madd, end
+]);
+
+/**
+ * Whether this engine supports relaxed SIMD (it validates a tiny module
+ * that uses `f32x4.relaxed_madd`).
+ *
+ * @example
+ * ```ts
+ * import { relaxedSimdSupported } from "./mod.ts";
+ * console.log(relaxedSimdSupported()); // true in Deno 2 and Chrome 114+
+ * ```
+ *
+ * @returns `true` when the relaxed module can be compiled here.
+ */
+export function relaxedSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+/** `GPTQ_WASM_SIMD` when Deno grants reading it (never prompts), else `undefined`. */
+function simdFromEnv(): string | undefined {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  try {
+    const name = "GPTQ_WASM_SIMD";
+    if (deno?.permissions?.querySync?.({ name: "env", variable: name }).state !== "granted") {
+      return undefined;
+    }
+    return deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The module {@linkcode loadWasm} picks by default: `GPTQ_WASM_SIMD`
+ * (`baseline`, `relaxed` or `auto`, read in Deno when env access is
+ * granted), else `relaxed` where {@linkcode relaxedSimdSupported}, else
+ * `baseline`.
+ *
+ * @example
+ * ```ts
+ * import { wasmSimd } from "./mod.ts";
+ * console.log(wasmSimd()); // "relaxed" in Deno 2, "baseline" with GPTQ_WASM_SIMD=baseline
+ * ```
+ *
+ * @returns The default module.
+ * @throws {GptqError} When `GPTQ_WASM_SIMD` has another value, or asks for `relaxed` on an engine without it.
+ */
+export function wasmSimd(): WasmSimd {
+  const env = simdFromEnv()?.trim().toLowerCase();
+  if (env === "baseline") return "baseline";
+  if (env !== undefined && env !== "" && env !== "auto" && env !== "relaxed") {
+    throw new GptqError("INVALID_ARGUMENT", `GPTQ_WASM_SIMD=${env} is not a wasm module`, {
+      hint: "use baseline, relaxed or auto",
+    });
+  }
+  if (relaxedSimdSupported()) return "relaxed";
+  if (env === "relaxed") {
+    throw wasmError("GPTQ_WASM_SIMD=relaxed, but this engine does not support relaxed SIMD");
+  }
+  return "baseline";
+}
 
 function wasmError(reason: string, cause?: unknown): GptqError {
   return new GptqError("WASM", reason, {
@@ -166,7 +292,7 @@ function wasmError(reason: string, cause?: unknown): GptqError {
 }
 
 /**
- * Compiles the embedded module once and returns it. A `WebAssembly.Module`
+ * Compiles an embedded module once and returns it. A `WebAssembly.Module`
  * can be sent to Workers with `postMessage` and passed to
  * {@linkcode loadWasm} there.
  *
@@ -178,17 +304,18 @@ function wasmError(reason: string, cause?: unknown): GptqError {
  * // in worker.ts: const wasm = await loadWasm({ module: e.data.module });
  * ```
  *
- * @returns The compiled module (cached).
+ * @param simd Which module (default {@linkcode wasmSimd}).
+ * @returns The compiled module (cached per `simd`).
  */
-export function wasmModule(): Promise<WebAssembly.Module> {
-  modulePromise ??= WebAssembly.compile(wasmBytes()).catch((e) => {
-    modulePromise = undefined;
+export function wasmModule(simd: WasmSimd = wasmSimd()): Promise<WebAssembly.Module> {
+  modulePromises[simd] ??= WebAssembly.compile(EMBEDDED[simd].wasmBytes()).catch((e) => {
+    modulePromises[simd] = undefined;
     throw wasmError(
-      `cannot compile the gptq wasm module: ${e instanceof Error ? e.message : e}`,
+      `cannot compile the gptq wasm module (${simd}): ${e instanceof Error ? e.message : e}`,
       e,
     );
   });
-  return modulePromise;
+  return modulePromises[simd]!;
 }
 
 /**
@@ -201,14 +328,16 @@ export function wasmModule(): Promise<WebAssembly.Module> {
  * console.log(wasm.f16ToF32(new Uint16Array([0x3c00, 0xc000]))); // Float32Array [1, -2]
  * ```
  *
- * @param options A precompiled module to use instead of compiling.
+ * @param options A precompiled module to use instead of compiling, or which embedded one.
+ * The first call decides; later calls return the same kernels.
  * @returns The typed kernels.
  */
 export function loadWasm(options: LoadWasmOptions = {}): Promise<GptqWasm> {
   instancePromise ??= (async () => {
-    const module = options.module ?? await wasmModule();
+    const module = options.module ?? await wasmModule(options.simd ?? wasmSimd());
     try {
       glue.initSync({ module });
+      loadedSimd = glue.simd_variant() === "relaxed-simd" ? "relaxed" : "baseline";
     } catch (e) {
       throw wasmError(
         `cannot instantiate the gptq wasm module: ${e instanceof Error ? e.message : e}`,
@@ -301,6 +430,9 @@ function callPacker<T>(
 }
 
 const KERNELS: GptqWasm = {
+  get simd(): WasmSimd {
+    return loadedSimd;
+  },
   f16ToF32: (src) => glue.f16_to_f32(src),
   bf16ToF32: (src) => glue.bf16_to_f32(src),
   f32ToF16: (src) => glue.f32_to_f16(src),

@@ -3,7 +3,14 @@ import assert from "node:assert/strict";
 import { GptqError } from "../errors.ts";
 import { f16BitsToF32, f32ToF16Bits, fromFloat32, toFloat32 } from "../io/dtype.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
-import { loadWasm, type PackBits, WASM_SHA256, wasmModule } from "./mod.ts";
+import {
+  loadWasm,
+  type PackBits,
+  relaxedSimdSupported,
+  WASM_SHA256,
+  wasmModule,
+  wasmSimd,
+} from "./mod.ts";
 import { wasmByteLength, wasmBytes } from "./_generated/gptq_wasm.wasm.js";
 import {
   committedHeader,
@@ -421,4 +428,31 @@ Deno.test("committed wasm is not stale: source hash matches crates/ and Cargo fi
   }
   const now = await sourceHash(header.toolchain);
   assert.equal(now, header.sourceHash, "wasm is stale: run deno task build:wasm");
+});
+
+Deno.test("wasmSimd picks relaxed SIMD where the engine has it, and GPTQ_WASM_SIMD overrides", async () => {
+  const saved = Deno.env.get("GPTQ_WASM_SIMD");
+  try {
+    Deno.env.delete("GPTQ_WASM_SIMD");
+    assert.equal(wasmSimd(), relaxedSimdSupported() ? "relaxed" : "baseline");
+    Deno.env.set("GPTQ_WASM_SIMD", "baseline");
+    assert.equal(wasmSimd(), "baseline");
+    Deno.env.set("GPTQ_WASM_SIMD", "auto");
+    assert.equal(wasmSimd(), relaxedSimdSupported() ? "relaxed" : "baseline");
+    Deno.env.set("GPTQ_WASM_SIMD", "avx512");
+    assert.throws(
+      () => wasmSimd(),
+      (e: unknown) => e instanceof GptqError && /GPTQ_WASM_SIMD=avx512/.test(e.message),
+    );
+  } finally {
+    if (saved === undefined) Deno.env.delete("GPTQ_WASM_SIMD");
+    else Deno.env.set("GPTQ_WASM_SIMD", saved);
+  }
+  // Deno 2 (V8) ships relaxed SIMD: both embedded modules compile, and differ.
+  assert.ok(relaxedSimdSupported());
+  const [a, b] = [await wasmModule("baseline"), await wasmModule("relaxed")];
+  assert.ok(a instanceof WebAssembly.Module && b instanceof WebAssembly.Module);
+  assert.notEqual(a, b);
+  const loaded = await loadWasm();
+  assert.equal(loaded.simd, saved === "baseline" ? "baseline" : "relaxed");
 });

@@ -166,7 +166,12 @@ fn runtime_matmul_matches_naive_all_dtypes_and_shapes() {
 #[test]
 fn runtime_matmul_split_halves_equal_whole() {
     let mut rng = Rng(99);
-    for &(m, k, n) in &[(1usize, 96usize, 50usize), (9, 130, 77), (64, 256, 200)] {
+    for &(m, k, n) in &[
+        (1usize, 96usize, 50usize),
+        (9, 130, 77),
+        (64, 256, 200),
+        (67, 520, 300),
+    ] {
         let x = rng.vec(m * k, 1.0);
         let w = rng.vec(n * k, 1.0);
         let b = rng.vec(n, 1.0);

@@ -71,3 +71,27 @@ pub fn pack_cols(codes: &[u32], g: usize, n: usize, bits: u32) -> Result<Vec<i32
 pub fn unpack_cols(packed: &[i32], g: usize, n: usize, bits: u32) -> Result<Vec<u32>, JsError> {
     pack::unpack_cols(packed, g, n, bits).map_err(js_err)
 }
+
+/// Runs `iters` rounds of independent f32x4 multiply-add chains (see
+/// `gptq_core::runtime::peak`) and returns a checksum; a bench times it.
+#[wasm_bindgen]
+pub fn fma_peak(iters: u32, a: f32, b: f32) -> f32 {
+    gptq_core::runtime::peak::fma_peak(iters, a, b)
+}
+
+/// Flops of one [`fma_peak`] round.
+#[wasm_bindgen]
+pub fn fma_peak_flops_per_iter() -> u32 {
+    (gptq_core::runtime::peak::FMA_PEAK_CHAINS * 8) as u32
+}
+
+/// Which SIMD instruction set this module was built for: `"relaxed-simd"`
+/// (fused `f32x4.relaxed_madd`) or `"simd128"`.
+#[wasm_bindgen]
+pub fn simd_variant() -> String {
+    if cfg!(target_feature = "relaxed-simd") {
+        "relaxed-simd".into()
+    } else {
+        "simd128".into()
+    }
+}

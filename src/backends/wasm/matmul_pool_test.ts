@@ -11,6 +11,7 @@ import { CausalLM } from "../../runtime/model.ts";
 import { refLinear } from "../typescript/ref_kernels.ts";
 import { createWasmKernels } from "./wasm_kernels.ts";
 import { MatmulPool, splitRows } from "./_matmul_pool.ts";
+import { relaxedSimdSupported, wasmModule } from "../../wasm/mod.ts";
 
 const GOLDEN = fileURLToPath(new URL("../../../../shared/data/golden/models/", import.meta.url));
 
@@ -165,6 +166,50 @@ Deno.test("MatmulPool handles f32, f16 and bf16 weights like the single-thread k
   } finally {
     pool.close();
   }
+});
+
+Deno.test({
+  name:
+    "the baseline (SIMD128) and relaxed-SIMD modules agree on dense matmuls within fp tolerance",
+  ignore: !relaxedSimdSupported(),
+  async fn() {
+    const pools = await Promise.all(
+      (["baseline", "relaxed"] as const).map(async (simd) =>
+        MatmulPool.create({ workers: 2, module: await wasmModule(simd) })
+      ),
+    );
+    let seed = 7;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+    let differing = 0, total = 0;
+    try {
+      // GEMV (M < 4) and GEMM (remainder row blocks, K over one 256 tile, N over one 128 tile).
+      for (const [M, K, N] of [[1, 576, 77], [3, 300, 130], [13, 576, 200], [64, 520, 300]]) {
+        const x = Float32Array.from({ length: M! * K! }, rnd);
+        const wf = Float32Array.from({ length: N! * K! }, () => rnd() * 0.2);
+        const bias = Float32Array.from({ length: N! }, rnd);
+        for (const dtype of ["F32", "F16", "BF16"] as const) {
+          const raw: RawTensor = { dtype, shape: [N!, K!], data: fromFloat32(wf, dtype) };
+          const ys: Float32Array[] = [];
+          for (const pool of pools) {
+            const h = await pool.load(raw, bias);
+            ys.push(await pool.linear(x, M!, h));
+            await pool.release(h);
+          }
+          const ref = refLinear(x, M!, K!, toFloat32(raw.data, dtype), N!, bias);
+          const what = `M=${M} K=${K} N=${N} ${dtype}`;
+          for (const [i, y] of ys.entries()) {
+            assert.ok(maxAbsDiff(y, ref) < 1e-4, `${what} module ${i}: vs TS reference`);
+          }
+          assert.ok(maxAbsDiff(ys[0]!, ys[1]!) < 1e-4, `${what}: baseline vs relaxed`);
+          differing += ys[0]!.filter((v, i) => v !== ys[1]![i]).length;
+          total += ys[0]!.length;
+        }
+      }
+    } finally {
+      for (const p of pools) p.close();
+    }
+    console.log(`baseline vs relaxed: ${differing} of ${total} outputs differ in the last bits`);
+  },
 });
 
 Deno.test("MatmulPool reports bad shapes and misuse as GptqErrors naming the tensor", async () => {

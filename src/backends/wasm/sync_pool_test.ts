@@ -5,10 +5,13 @@ import { fileURLToPath } from "node:url";
 import { GptqError } from "../../errors.ts";
 import { SafetensorsFile } from "../../io/safetensors.ts";
 import { CausalLM } from "../../runtime/model.ts";
+import { loadWasm } from "../../wasm/mod.ts";
 import { createWasmKernels } from "./wasm_kernels.ts";
 import { sliceHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
 
 const GOLDEN = fileURLToPath(new URL("../../../../shared/data/golden/models/", import.meta.url));
+/** The backend name of the module this process loads (GPTQ_WASM_SIMD picks it). */
+const WASM = (await loadWasm()).simd === "relaxed" ? "wasm-relaxed-simd" : "wasm-simd128";
 
 async function golden(dir: string): Promise<{ ids: number[]; logits: Float32Array }> {
   using g = await SafetensorsFile.open(`${dir}/golden.safetensors`);
@@ -61,11 +64,11 @@ for (const model of ["llama", "gpt2", "gpt_neox", "opt", "llama-gptq-4bit-g32"])
       const dir = GOLDEN + model;
       const { ids, logits } = await golden(dir);
       const one = await run(dir, ids, 1);
-      assert.equal(one.name, "wasm-simd128");
+      assert.equal(one.name, WASM);
       const calls0 = SYNC_POOL_STATS.linearCalls;
       const started0 = SYNC_POOL_STATS.started;
       const two = await run(dir, ids, 2, minSplit);
-      assert.equal(two.name, "wasm-simd128 ×2 threads");
+      assert.equal(two.name, `${WASM} ×2 threads`);
       const calls = SYNC_POOL_STATS.linearCalls - calls0;
       // Every model's LM head (vocab 1024 × hidden) is over the default
       // threshold; with minSplit 0 every linear of every forward is split.

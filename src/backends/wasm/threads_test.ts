@@ -14,11 +14,14 @@ import { parseCommandArgs } from "../../cli/_command.ts";
 import { generateCommand } from "../../cli/generate.ts";
 import { hostBackend } from "../host.ts";
 import { selectBackend } from "../select.ts";
+import { loadWasm } from "../../wasm/mod.ts";
 import { type ActQuant, createWasmKernels, MAX_WASM_THREADS, wasmThreads } from "./wasm_kernels.ts";
 import { SYNC_POOL_STATS } from "./_sync_pool.ts";
 import { threadsOption } from "../../cli/_command.ts";
 
 const DATA = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
+/** The backend name of the module this process loads (GPTQ_WASM_SIMD picks it). */
+const WASM = (await loadWasm()).simd === "relaxed" ? "wasm-relaxed-simd" : "wasm-simd128";
 const GOLDEN = `${DATA}golden/models/`;
 const THREADS = [1, 2, 3, 4, 8];
 
@@ -94,13 +97,13 @@ async function checkModel(
   const runs: Run[] = [];
   for (const t of THREADS) runs.push(await run(dir, prompt, t, actQuant));
   const one = runs[0]!;
-  assert.equal(one.name, "wasm-simd128");
+  assert.equal(one.name, WASM);
   assert.equal(one.helpers, 0);
   assert.equal(one.splitCalls, 0);
   assert.equal(one.tokens.length, 40);
   for (let i = 1; i < runs.length; i++) {
     const r = runs[i]!, t = THREADS[i]!;
-    assert.equal(r.name, `wasm-simd128 ×${t} threads`);
+    assert.equal(r.name, `${WASM} ×${t} threads`);
     assert.equal(r.helpers, t - 1, `${label}: ${t} threads started ${r.helpers} helper Workers`);
     assert.ok(r.splitCalls > 0, `${label}: no linear was split over ${t} threads`);
     assertSameBytes(r.logits, one.logits, `${label}, ${t} threads vs 1: logits`);
@@ -180,10 +183,10 @@ Deno.test("wasmThreads: default all cores (capped), bad counts are one-line Gptq
 Deno.test("selectBackend and loadModel run and explain the requested thread count", async () => {
   const c = await selectBackend("wasm", { threads: 3 });
   try {
-    assert.equal(c.backend.name, "wasm-simd128 ×3 threads");
+    assert.equal(c.backend.name, `${WASM} ×3 threads`);
     assert.match(
       c.description,
-      /^backend: wasm-simd128 ×3 threads \(CPU\) — 3 threads \(asked for/,
+      new RegExp(`^backend: ${WASM} ×3 threads \\(CPU\\) — 3 threads \\(asked for`),
     );
   } finally {
     c.backend.dispose?.();
@@ -202,7 +205,7 @@ Deno.test("selectBackend and loadModel run and explain the requested thread coun
   );
   const m = await loadModel(GOLDEN + "llama", { backend: "wasm", threads: 2 });
   try {
-    assert.equal(m.backend, "wasm-simd128 ×2 threads (CPU)");
+    assert.equal(m.backend, `${WASM} ×2 threads (CPU)`);
     assert.match(m.backendChoice, /2 threads \(asked for/);
   } finally {
     m.close();

@@ -257,7 +257,7 @@ function act(name: string): string {
  * ```ts
  * import { createWasmKernels } from "./wasm_kernels.ts";
  * const k = await createWasmKernels({ threads: 1 });
- * console.log(k.name); // "wasm-simd128"
+ * console.log(k.name); // "wasm-relaxed-simd" (relaxed SIMD module) or "wasm-simd128"
  * k.dispose?.();
  * ```
  *
@@ -266,7 +266,8 @@ function act(name: string): string {
  * since a running helper Worker keeps the process alive.
  */
 export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<Kernels> {
-  await loadWasm();
+  const { simd } = await loadWasm();
+  const simdName = simd === "relaxed" ? "wasm-relaxed-simd" : "wasm-simd128";
   const { threads } = wasmThreads(opts.threads);
   const minSplit = opts.minSplit ?? 1 << 16;
   const actOrder = ACT_ORDER[opts.actOrder ?? "auto"];
@@ -282,7 +283,8 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
     });
   }
   let noHelper: string | null = threads < 2 ? "1 thread" : null;
-  const module = noHelper ? null : await wasmModule();
+  // Helpers run the same module as this thread, so splits stay bit-identical.
+  const module = noHelper ? null : await wasmModule(simd);
   /** Helper `i` computes part `i + 1` of every split linear; started on first use. */
   const helpers: (SyncWorker | null)[] = [];
   /** The input the helpers read (grown as needed). */
@@ -350,7 +352,7 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
   };
   return {
     get name(): string {
-      return threads > 1 && noHelper === null ? `wasm-simd128 ×${threads} threads` : "wasm-simd128";
+      return threads > 1 && noHelper === null ? `${simdName} ×${threads} threads` : simdName;
     },
     linearFromDense(t: RawTensor, bias, transposed) {
       const [a, b] = t.shape as [number, number];

@@ -7,10 +7,15 @@
 //! - `M < 4` (decode, GEMV): each group of four `W` rows is streamed once per
 //!   `x` row with eight vector accumulators; f16/bf16 are widened in
 //!   registers as they are loaded. Memory-bound by design.
-//! - `M ≥ 4` (prefill, GEMM): `W` is cut into `NC × KC` tiles, each tile is
-//!   widened to f32 and packed into 8-row panels (`[KC][8]`), and a 4×8
-//!   outer-product micro-kernel (eight 4-lane accumulators) walks the `x`
-//!   rows over each panel. Only one tile of `W` exists in f32 at a time.
+//! - `M ≥ 4` (prefill, GEMM): for each `KC` slice of `K`, `x` is packed into
+//!   4-row blocks (`[KC][4]`); `W` is cut into `NC × KC` tiles, each tile is
+//!   widened to f32 and packed into 8-row panels (`[KC][8]`, a 4×4 register
+//!   transpose), and a 4×8 outer-product micro-kernel (eight 4-lane
+//!   accumulators; `x` lanes broadcast by shuffles, three loads per `k`
+//!   step) runs every block over each panel.
+//!   Only one tile of `W` exists in f32 at a time. Every output sums its
+//!   products in `K` order within a tile and adds tiles in order, so the
+//!   result does not depend on the row split between Workers.
 //!
 //! GPT-2 `Conv1D` stores its weight `[K, N]`: convert it once at load with
 //! [`transpose`] (it also cuts a Worker's row range), then use [`matmul`].
@@ -23,8 +28,16 @@ use super::{ensure, need, size, KernelError};
 pub(crate) const KC: usize = 256;
 /// Rows of `W` per packed tile (16 panels of 8).
 const NC: usize = 128;
-/// Rows of `x` per micro-kernel.
+/// Rows of `x` per micro-kernel on unpacked `x` ([`micro`], used by the
+/// quantized GEMM).
 pub(crate) const MR: usize = 4;
+/// Rows of `x` per dense micro-kernel on packed `x` ([`micro_packed`]): one
+/// vector load of `x` per `k` step, so exactly four lanes.
+const MR_D: usize = 4;
+const _: () = assert!(
+    MR_D == 4,
+    "micro_packed broadcasts the four lanes of one x vector"
+);
 /// Rows of `W` per micro-kernel (two 4-lane vectors).
 pub(crate) const NR: usize = 8;
 /// Below this many `x` rows the GEMV path is used.
@@ -360,34 +373,43 @@ fn gemv<K: Kind>(
 }
 
 /// Widens and packs up to `NR` rows of `W` (`kc` columns each, row stride
-/// `ldw`) into `panel[kk*NR + r]`; missing rows are zero.
+/// `ldw`) into `panel[kk*NR + r]`; missing rows are zero. Four rows × four
+/// columns at a time go through a 4×4 register transpose.
 ///
 /// # Safety
 /// Rows `0..rows` of `w` readable for `kc` elements.
 #[inline(always)]
 unsafe fn pack<K: Kind>(w: *const K::E, ldw: usize, rows: usize, kc: usize, panel: &mut [f32]) {
     let panel = &mut panel[..kc * NR];
-    for r in 0..NR {
-        if r >= rows {
-            for kk in 0..kc {
-                panel[kk * NR + r] = 0.0;
-            }
-            continue;
-        }
-        let wp = w.add(r * ldw);
+    let pp = panel.as_mut_ptr();
+    for h in 0..NR / 4 {
+        let kv = kc & !3;
         let mut kk = 0;
-        let mut t = [0f32; 4];
-        while kk + 4 <= kc {
-            K::load4(wp.add(kk)).store(t.as_mut_ptr());
-            panel[kk * NR + r] = t[0];
-            panel[(kk + 1) * NR + r] = t[1];
-            panel[(kk + 2) * NR + r] = t[2];
-            panel[(kk + 3) * NR + r] = t[3];
+        while kk < kv {
+            let r = core::array::from_fn(|q| {
+                let row = h * 4 + q;
+                if row < rows {
+                    // SAFETY: row < rows and kk + 4 <= kc: within the caller's rows.
+                    K::load4(w.add(row * ldw + kk))
+                } else {
+                    F4::zero()
+                }
+            });
+            for (c, v) in F4::transpose4(r).into_iter().enumerate() {
+                // SAFETY: (kk + c) * NR + h*4 + 4 <= kc * NR.
+                v.store(pp.add((kk + c) * NR + h * 4));
+            }
             kk += 4;
         }
-        while kk < kc {
-            panel[kk * NR + r] = K::one(*wp.add(kk));
-            kk += 1;
+        for q in 0..4 {
+            let row = h * 4 + q;
+            for t in kv..kc {
+                panel[t * NR + row] = if row < rows {
+                    K::one(*w.add(row * ldw + t))
+                } else {
+                    0.0
+                };
+            }
         }
     }
 }
@@ -423,11 +445,64 @@ pub(crate) unsafe fn micro<const ROWS: usize>(
     acc
 }
 
-/// Adds (or, on the first K tile, stores plus bias) a micro-kernel block.
+/// Packs `rows ≤ MR_D` rows of `x` (row stride `ldx`, `kc` columns each)
+/// into `dst[kk*MR_D + i]`; missing rows are zero.
+///
+/// # Safety
+/// Rows `0..rows` of `x` readable for `kc` elements.
+#[inline(always)]
+unsafe fn pack_x(x: *const f32, ldx: usize, rows: usize, kc: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..kc * MR_D];
+    for i in 0..MR_D {
+        for kk in 0..kc {
+            dst[kk * MR_D + i] = if i < rows { *x.add(i * ldx + kk) } else { 0.0 };
+        }
+    }
+}
+
+/// `MR_D`×8 block of packed `x` (`[kc][MR_D]`) times a packed panel
+/// (`[kc][NR]`): eight accumulators. Each `k` step makes three vector loads
+/// (one of `x`, whose lanes are broadcast by register shuffles, and two of
+/// the panel): in Deno, V8 bounds-checks every wasm memory access
+/// explicitly, so loads, not multiply-adds, bound this loop. Each output sums
+/// its `kc` products in `kk` order, like [`micro`].
+///
+/// # Safety
+/// `a` readable for `kc * MR_D` values, `b` for `kc * NR`.
+#[inline(always)]
+unsafe fn micro_packed(a: *const f32, b: *const f32, kc: usize) -> [[F4; 2]; MR_D] {
+    let mut acc = [[F4::zero(); 2]; MR_D];
+    // One step per loop trip: unrolled, LLVM interleaves two steps and the
+    // temporaries push accumulators out of V8's 15 usable xmm registers.
+    for kk in 0..kc {
+        step(&mut acc, a.add(kk * MR_D), b.add(kk * NR));
+    }
+    acc
+}
+
+/// One `k` step of [`micro_packed`]: `acc[i] += a[i] · b[0..8]`.
+///
+/// # Safety
+/// `a` readable for `MR_D` values, `b` for `NR`.
+#[inline(always)]
+unsafe fn step(acc: &mut [[F4; 2]; MR_D], a: *const f32, b: *const f32) {
+    let b0 = F4::load(b);
+    let b1 = F4::load(b.add(4));
+    let av = F4::load(a);
+    let s = [av.dup::<0>(), av.dup::<1>(), av.dup::<2>(), av.dup::<3>()];
+    for (r, s) in acc.iter_mut().zip(s) {
+        r[0] = r[0].fma(s, b0);
+        r[1] = r[1].fma(s, b1);
+    }
+}
+
+/// Adds (or, on the first K tile, stores plus bias) the first `rows` rows
+/// of a micro-kernel block.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn store_block<const ROWS: usize>(
-    acc: &[[F4; 2]; ROWS],
+fn store_block(
+    acc: &[[F4; 2]],
+    rows: usize,
     o: &mut Out<'_>,
     i0: usize,
     j0: usize,
@@ -436,7 +511,7 @@ fn store_block<const ROWS: usize>(
     bias: Option<&[f32]>,
 ) {
     let mut t = [0f32; NR];
-    for (i, a) in acc.iter().enumerate() {
+    for (i, a) in acc[..rows].iter().enumerate() {
         // SAFETY: t has NR = 8 elements.
         unsafe {
             a[0].store(t.as_mut_ptr());
@@ -466,19 +541,17 @@ fn store_block<const ROWS: usize>(
 struct Tile {
     jb: usize,
     np: usize,
-    kb: usize,
     kc: usize,
     n1: usize,
     first: bool,
 }
 
-/// Runs the micro-kernel over every `x` row block and panel of a packed
-/// tile. Not generic over the weight dtype: the panels are f32 already.
+/// Runs the micro-kernel over every packed `x` row block and panel of a
+/// packed tile. Not generic over the weight dtype: the panels are f32.
 #[inline(never)]
 fn compute_tile(
-    x: &[f32],
+    xs: &[f32],
     m: usize,
-    k: usize,
     panels: &[f32],
     tile: &Tile,
     bias: Option<&[f32]>,
@@ -487,34 +560,27 @@ fn compute_tile(
     let Tile {
         jb,
         np,
-        kb,
         kc,
         n1,
         first,
     } = *tile;
-    let mut ib = 0;
-    while ib < m {
-        let mr = MR.min(m - ib);
-        // SAFETY: rows ib..ib+mr < m, columns kb..kb+kc <= k of x (checked by matmul).
-        let xp = unsafe { x.as_ptr().add(ib * k + kb) };
+    for (blk, xb) in xs.chunks_exact(KC * MR_D).enumerate() {
+        let ib = blk * MR_D;
+        let rows = MR_D.min(m - ib);
         for p in 0..np {
-            let pp = panels[p * KC * NR..p * KC * NR + kc * NR].as_ptr();
+            let pp = &panels[p * KC * NR..p * KC * NR + kc * NR];
             let j0 = jb + p * NR;
             let cols = NR.min(n1 - j0);
-            // SAFETY: see above; the panel holds kc*NR packed values.
-            unsafe {
-                match mr {
-                    4 => store_block(&micro::<4>(xp, k, pp, kc), o, ib, j0, cols, first, bias),
-                    3 => store_block(&micro::<3>(xp, k, pp, kc), o, ib, j0, cols, first, bias),
-                    2 => store_block(&micro::<2>(xp, k, pp, kc), o, ib, j0, cols, first, bias),
-                    _ => store_block(&micro::<1>(xp, k, pp, kc), o, ib, j0, cols, first, bias),
-                }
-            }
+            // SAFETY: xb holds KC*MR_D >= kc*MR_D values, pp kc*NR.
+            let acc = unsafe { micro_packed(xb.as_ptr(), pp.as_ptr(), kc) };
+            store_block(&acc, rows, o, ib, j0, cols, first, bias);
         }
-        ib += MR;
     }
 }
 
+/// Blocked GEMM: for each `KC` slice of `K`, `x` is packed once into
+/// `MR_D`-row blocks, then each `NC × KC` tile of `W` is widened and packed
+/// into `NR`-row panels and multiplied with every block.
 #[allow(clippy::too_many_arguments)]
 fn gemm<K: Kind>(
     x: &[f32],
@@ -526,39 +592,40 @@ fn gemm<K: Kind>(
     n1: usize,
     mut o: Out<'_>,
 ) {
+    let mb = m.div_ceil(MR_D);
+    let mut xs = vec![0f32; mb * KC * MR_D];
     let mut panels = vec![0f32; NC * KC];
-    let mut jb = n0;
-    while jb < n1 {
-        let nb = NC.min(n1 - jb);
-        let np = nb.div_ceil(NR);
-        let mut kb = 0;
-        while kb < k {
-            let kc = KC.min(k - kb);
+    let mut kb = 0;
+    while kb < k {
+        let kc = KC.min(k - kb);
+        for (blk, xb) in xs.chunks_exact_mut(KC * MR_D).enumerate() {
+            let rows = MR_D.min(m - blk * MR_D);
+            // SAFETY: rows blk*MR_D.. < m and columns kb..kb+kc <= k of x (checked by matmul).
+            unsafe { pack_x(x.as_ptr().add(blk * MR_D * k + kb), k, rows, kc, xb) };
+        }
+        let mut jb = n0;
+        while jb < n1 {
+            let nb = NC.min(n1 - jb);
+            let np = nb.div_ceil(NR);
             for p in 0..np {
                 let rows = NR.min(nb - p * NR);
-                // SAFETY: rows jb+p*NR.. < n1 and columns kb..kb+kc < k are in w.
+                // SAFETY: rows jb+p*NR.. < n1 and columns kb..kb+kc <= k are in w.
                 unsafe {
-                    pack::<K>(
-                        w.as_ptr().add((jb + p * NR) * k + kb),
-                        k,
-                        rows,
-                        kc,
-                        &mut panels[p * KC * NR..],
-                    )
-                };
+                    let wp = w.as_ptr().add((jb + p * NR) * k + kb);
+                    pack::<K>(wp, k, rows, kc, &mut panels[p * KC * NR..]);
+                }
             }
             let tile = Tile {
                 jb,
                 np,
-                kb,
                 kc,
                 n1,
                 first: kb == 0,
             };
-            compute_tile(x, m, k, &panels, &tile, bias, &mut o);
-            kb += KC;
+            compute_tile(&xs, m, &panels, &tile, bias, &mut o);
+            jb += NC;
         }
-        jb += NC;
+        kb += KC;
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`rope`]: rotary embeddings (HF `rotate_half`, partial rotary, offsets).
 //! - [`attention`]: causal attention over a KV cache, with GQA.
 //! - [`ops`]: embedding lookup, strided block copies.
+//! - [`peak`]: the SIMD multiply-add throughput probe benches compare against.
 //!
 //! All tensors are row-major f32 slices; all accumulation is f32. Shape
 //! errors come back as [`KernelError`] naming the argument and the sizes.
@@ -38,6 +39,7 @@ pub mod attention;
 pub mod matmul;
 pub mod norm;
 pub mod ops;
+pub mod peak;
 pub mod qmatmul;
 pub mod rope;
 mod simd;

@@ -98,6 +98,25 @@ mod imp {
         pub fn fma(self, a: Self, b: Self) -> Self {
             F4(f32x4_add(self.0, f32x4_mul(a.0, b.0)))
         }
+        /// Lane `L` in all four lanes (a register shuffle, no memory access).
+        #[inline(always)]
+        pub fn dup<const L: usize>(self) -> Self {
+            F4(i32x4_shuffle::<L, L, L, L>(self.0, self.0))
+        }
+        /// Transposes a 4×4 block held as four rows.
+        #[inline(always)]
+        pub fn transpose4(r: [Self; 4]) -> [Self; 4] {
+            let t0 = i32x4_shuffle::<0, 4, 1, 5>(r[0].0, r[1].0);
+            let t1 = i32x4_shuffle::<2, 6, 3, 7>(r[0].0, r[1].0);
+            let t2 = i32x4_shuffle::<0, 4, 1, 5>(r[2].0, r[3].0);
+            let t3 = i32x4_shuffle::<2, 6, 3, 7>(r[2].0, r[3].0);
+            [
+                F4(i64x2_shuffle::<0, 2>(t0, t2)),
+                F4(i64x2_shuffle::<1, 3>(t0, t2)),
+                F4(i64x2_shuffle::<0, 2>(t1, t3)),
+                F4(i64x2_shuffle::<1, 3>(t1, t3)),
+            ]
+        }
         #[inline(always)]
         pub fn hsum(self) -> f32 {
             let s = f32x4_add(self.0, i32x4_shuffle::<2, 3, 0, 1>(self.0, self.0));
@@ -244,6 +263,36 @@ mod imp {
         #[inline(always)]
         pub fn fma(self, a: Self, b: Self) -> Self {
             self.add(a.mul(b))
+        }
+        /// Lane `L` in all four lanes (a register shuffle, no memory access).
+        #[inline(always)]
+        pub fn dup<const L: usize>(self) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            unsafe {
+                F4(match L {
+                    0 => _mm_shuffle_ps::<0x00>(self.0, self.0),
+                    1 => _mm_shuffle_ps::<0x55>(self.0, self.0),
+                    2 => _mm_shuffle_ps::<0xaa>(self.0, self.0),
+                    _ => _mm_shuffle_ps::<0xff>(self.0, self.0),
+                })
+            }
+        }
+        /// Transposes a 4×4 block held as four rows.
+        #[inline(always)]
+        pub fn transpose4(r: [Self; 4]) -> [Self; 4] {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            unsafe {
+                let t0 = _mm_unpacklo_ps(r[0].0, r[1].0);
+                let t1 = _mm_unpackhi_ps(r[0].0, r[1].0);
+                let t2 = _mm_unpacklo_ps(r[2].0, r[3].0);
+                let t3 = _mm_unpackhi_ps(r[2].0, r[3].0);
+                [
+                    F4(_mm_movelh_ps(t0, t2)),
+                    F4(_mm_movehl_ps(t2, t0)),
+                    F4(_mm_movelh_ps(t1, t3)),
+                    F4(_mm_movehl_ps(t3, t1)),
+                ]
+            }
         }
         #[inline(always)]
         pub fn hsum(self) -> f32 {
@@ -405,6 +454,17 @@ mod imp {
         #[inline(always)]
         pub fn fma(self, a: Self, b: Self) -> Self {
             self.add(a.mul(b))
+        }
+        /// Lane `L` in all four lanes.
+        #[inline(always)]
+        pub fn dup<const L: usize>(self) -> Self {
+            F4([self.0[L]; 4])
+        }
+        /// Transposes a 4×4 block held as four rows.
+        #[inline(always)]
+        pub fn transpose4(r: [Self; 4]) -> [Self; 4] {
+            let m = r.map(|v| v.0);
+            core::array::from_fn(|i| F4([m[0][i], m[1][i], m[2][i], m[3][i]]))
         }
         #[inline(always)]
         pub fn hsum(self) -> f32 {
