@@ -38,7 +38,7 @@ pub mod norm;
 pub mod ops;
 pub mod qmatmul;
 pub mod rope;
-mod simd;
+pub(crate) mod simd;
 
 pub use matmul::{matmul, transpose, Weights};
 pub use qmatmul::{qmatmul, QMode, QWeights, QuantTensors};
