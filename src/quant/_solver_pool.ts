@@ -1,11 +1,13 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 /**
  * The WASM GPTQ solver on several Workers. The Hessian is prepared once
- * (Cholesky + inverse, `O(K³)`) on Worker 0; its factor `U`, the column
- * order and the dead-column flags are shipped to the other Workers (`U` in
- * slices of at most 16 MiB, written straight into their wasm memory), and
- * each Worker quantizes a contiguous block of W's rows (GPTQ rows are
- * independent given `U`). The result is bit-identical to
+ * (Cholesky + inverse, `O(K³)`): for `K ≥ 512` split across all Workers
+ * (`./_solver_dist.ts`: each owns row blocks of the factor and updates them,
+ * and ends up with the whole factor `U`), for smaller `K` on Worker 0, whose
+ * `U`, column order and dead-column flags are then shipped to the other
+ * Workers (`U` in slices of at most 16 MiB, written straight into their wasm
+ * memory). Each Worker then quantizes a contiguous block of W's rows (GPTQ
+ * rows are independent given `U`). The result is bit-identical to
  * {@linkcode createWasmSolver}'s `gptq` (the loss, a sum over rows, may
  * differ in the last bits). `prepare` + `quantize` reuse one prepared
  * Hessian for several weights or Worker counts.
@@ -35,6 +37,7 @@
 import { GptqError } from "../errors.ts";
 import { wasmModule } from "../wasm/mod.ts";
 import type { GptqLayerResult, GptqSolveOptions } from "./solver.ts";
+import { distPrepare, type DistSource } from "./_solver_dist.ts";
 import type {
   PrepareReply,
   QuantizeReply,
@@ -47,11 +50,24 @@ const ROW_TILE = 256;
 /** Values of `U` per message when shipping it to the other Workers (16 MiB). */
 const U_SLICE = 1 << 22;
 
+/** Options of {@linkcode createParallelGptq}. */
+export interface ParallelGptqOptions {
+  /**
+   * Smallest `K` whose `prepare` is split across the Workers (default 512);
+   * smaller Hessians are prepared on Worker 0 and shipped. Either way the
+   * prepared factor is bit-identical.
+   */
+  splitPrepareMinK?: number;
+}
+
 /** Where the time of one {@linkcode ParallelGptq.gptq} call went (seconds). */
 export interface ParallelGptqTimings {
-  /** `prepare_hessian` on Worker 0: dead columns, damping, Cholesky, inverse. */
+  /**
+   * `prepare_hessian`: dead columns, damping, Cholesky, inverse — on Worker 0,
+   * or split across the Workers (then including all transfers).
+   */
   prepare: number;
-  /** Exporting `U` and rebuilding it on the other Workers (0 with one Worker). */
+  /** Exporting `U` and rebuilding it on the other Workers (0 with one Worker or a split prepare). */
   ship: number;
   /** `quantize_rows` (column loop + lazy updates) on each Worker used, by Worker. */
   quantize: number[];
@@ -379,9 +395,14 @@ function splitRows(N: number, parts: number): number[] {
  * ```
  *
  * @param workers Number of Workers (default 2).
+ * @param options When `prepare` is split across the Workers.
  * @returns The pool; `close()` it when done.
  */
-export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
+export async function createParallelGptq(
+  workers = 2,
+  options: ParallelGptqOptions = {},
+): Promise<ParallelGptq> {
+  const splitMinK = options.splitPrepareMinK ?? 512;
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
     throw new GptqError("INVALID_ARGUMENT", `workers must be an integer in 1..64, got ${workers}`, {
       hint: "use 1 or 2 Workers per solver, or one per CPU core",
@@ -478,6 +499,27 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
     return current;
   }
 
+  /** Prepares on all Workers at once (bit-identical to Worker 0 + shipping). */
+  async function prepareSplit(
+    K: number,
+    opts: WorkerSolveOptions,
+    source: DistSource,
+  ): Promise<PreparedLayer> {
+    const prep = await distPrepare(pool, K, opts, source);
+    current = {
+      K,
+      G: prep.G,
+      gIdx: prep.gIdx,
+      dampUsed: prep.dampUsed,
+      deadColumns: prep.deadColumns,
+      prepareSeconds: prep.prepareSeconds,
+      shipSeconds: 0,
+    };
+    return current;
+  }
+
+  const split = (K: number) => pool.length > 1 && K >= splitMinK;
+
   async function prepare(
     h: Float32Array,
     K: number,
@@ -486,6 +528,7 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
     current = undefined;
     const opts = workerOpts(o);
     const hCopy = h.slice();
+    if (split(K)) return await prepareSplit(K, opts, { h: hCopy });
     const prep = await pool[0]!.call<PrepareReply>(
       { type: "prepare", h: hCopy, K, opts, parts: pool.length > 1 },
       [hCopy.buffer],
@@ -496,6 +539,7 @@ export async function createParallelGptq(workers = 2): Promise<ParallelGptq> {
   async function prepareAcc(acc: number, K: number, o: GptqSolveOptions): Promise<PreparedLayer> {
     current = undefined;
     const opts = workerOpts(o);
+    if (split(K)) return await prepareSplit(K, opts, { acc });
     const prep = await pool[0]!.call<PrepareReply>(
       { type: "accPrepare", acc, opts, parts: pool.length > 1 },
     );

@@ -22,6 +22,13 @@
  *   returns `q` (only rows `qRows` when given), `codes`, `scale`, `zero`
  *   (transferred) and the loss.
  * - `free`: drop the prepared Hessian (and any partly received `U`).
+ * - `d*`: this Worker's share of a `prepare` split across the Workers
+ *   (`DistFactor`, driven by {@linkcode ./_solver_dist.ts}): `dNew`, `dPlan`
+ *   (rank 0: order + fill from `h` or an accumulator), `dRetry` (rank 0: more
+ *   damping), `dRows`/`dSetRows` (row blocks between ranks), `dDiag`,
+ *   `dPanel`, `dUpdate` (Cholesky steps), `dInvColumn`, `dInvStep` (inverse
+ *   steps), `dMeta` (rank 0: perm, dead, damping), `dFinish` (the prepared
+ *   Hessian from the finished factor).
  *
  * Timings (seconds, `performance.now`) come back with every answer.
  *
@@ -82,7 +89,33 @@ export type WorkerRequest =
     opts: WorkerSolveOptions;
   }
   | { id: number; type: "quantize"; w: Float32Array; rows: number; qRows?: number[] }
-  | { id: number; type: "free" };
+  | { id: number; type: "free" }
+  | DistRequest;
+
+/** Requests of a `prepare` split across Workers (see the module doc). */
+export type DistRequest =
+  | { id: number; type: "dNew"; K: number; parts: number; rank: number }
+  | { id: number; type: "dPlan"; acc?: number; h?: Float32Array; opts: WorkerSolveOptions }
+  | { id: number; type: "dRetry" }
+  | { id: number; type: "dRows"; owner: number; b0: number; b1: number }
+  | { id: number; type: "dSetRows"; from: number; b0: number; b1: number; rows: Float32Array }
+  | { id: number; type: "dDiag"; s: number }
+  | { id: number; type: "dPanel"; s: number; l11: Float32Array }
+  | { id: number; type: "dUpdate"; s: number; pieces: Float32Array; diagNext: boolean }
+  | { id: number; type: "dInvColumn"; s: number }
+  | { id: number; type: "dInvStep"; s: number; pieces: Float32Array; next: boolean }
+  | { id: number; type: "dMeta" }
+  | {
+    id: number;
+    type: "dFinish";
+    perm: Uint32Array;
+    dead: Uint8Array;
+    dampUsed: number;
+    opts: WorkerSolveOptions;
+  };
+
+/** A diagonal factor, or the failed pivot. */
+export type DiagReply = Float32Array | { pivot: number } | null;
 
 /** What `prepare` answers. */
 export interface PrepareReply {
@@ -127,8 +160,14 @@ const scope = self as unknown as WorkerScope;
 let prep: glue.Prepared | undefined;
 let uBuf: glue.UBuffer | undefined;
 const accs = new Map<number, glue.HessianAcc>();
+let dist: glue.DistFactor | undefined;
+/** Rank 0 of a split prepare: where `H` comes from (for retries). */
+let distH: Float32Array | number | undefined;
 
 function drop(): void {
+  dist?.free();
+  dist = undefined;
+  distH = undefined;
   prep?.free();
   prep = undefined;
   uBuf?.free();
@@ -168,7 +207,113 @@ function prepared(
   return [reply, transfer];
 }
 
+function distOf(): glue.DistFactor {
+  if (!dist) throw new Error("split prepare: no DistFactor on this Worker (dNew first)");
+  return dist;
+}
+
+function diag(d: glue.DistFactor, s: number): [DiagReply, Transferable[]] {
+  const l = d.chol_diag(s);
+  return l ? [l, [l.buffer as ArrayBuffer]] : [{ pivot: Number(d.pivot) }, []];
+}
+
+function out(a: Float32Array): [Float32Array, Transferable[]] {
+  return [a, [a.buffer as ArrayBuffer]];
+}
+
+function handleDist(req: DistRequest): [unknown, Transferable[]] {
+  switch (req.type) {
+    case "dNew":
+      drop();
+      dist = new glue.DistFactor(req.K, req.parts, req.rank);
+      return [null, []];
+    case "dPlan": {
+      const d = distOf(), o = req.opts;
+      const args = [
+        o.bits,
+        o.group_size,
+        o.sym,
+        o.desc_act,
+        o.static_groups,
+        o.damp_percent,
+        o.damp_auto_increment,
+        o.blocksize,
+        o.mse,
+      ] as const;
+      if (req.h) d.plan(req.h, ...args);
+      else d.plan_acc(accOf(req.acc!), ...args);
+      distH = req.h ?? req.acc!;
+      return [null, []];
+    }
+    case "dRetry": {
+      const d = distOf();
+      if (typeof distH === "number") d.retry_acc(accOf(distH));
+      else d.retry(distH!);
+      return [null, []];
+    }
+    case "dRows":
+      return out(distOf().rows_of_rank(req.owner, req.b0, req.b1));
+    case "dSetRows":
+      distOf().set_rows(req.from, req.b0, req.b1, req.rows);
+      discard(req.rows);
+      return [null, []];
+    case "dDiag":
+      return diag(distOf(), req.s);
+    case "dPanel":
+      return out(distOf().chol_panel(req.s, req.l11));
+    case "dUpdate": {
+      const d = distOf();
+      d.chol_update(req.s, req.pieces);
+      discard(req.pieces);
+      return req.diagNext ? diag(d, req.s + 1) : [null, []];
+    }
+    case "dInvColumn": {
+      const d = distOf();
+      d.inv_begin();
+      return out(d.inv_column(req.s));
+    }
+    case "dInvStep": {
+      const d = distOf();
+      d.inv_step(req.s, req.pieces);
+      discard(req.pieces);
+      return req.next ? out(d.inv_column(req.s - 1)) : [null, []];
+    }
+    case "dMeta": {
+      const d = distOf();
+      const perm = d.perm(), dead = d.dead();
+      return [{ perm, dead, dampUsed: d.damp_used }, [
+        perm.buffer as ArrayBuffer,
+        dead.buffer as ArrayBuffer,
+      ]];
+    }
+    case "dFinish": {
+      const d = distOf(), o = req.opts;
+      dist = undefined; // consumed
+      distH = undefined;
+      const p = d.into_prepared(
+        req.perm,
+        req.dead,
+        req.dampUsed,
+        o.bits,
+        o.group_size,
+        o.sym,
+        o.desc_act,
+        o.static_groups,
+        o.blocksize,
+        o.mse,
+      );
+      prep = p;
+      return prepared(p, 0, false);
+    }
+  }
+}
+
+function isDist(req: WorkerRequest): req is DistRequest {
+  return req.type.startsWith("d");
+}
+
 function handle(req: WorkerRequest): [unknown, Transferable[]] {
+  if (isDist(req)) return handleDist(req);
   switch (req.type) {
     case "init":
       return [null, []];

@@ -44,9 +44,10 @@ function rng(seed: number): () => number {
   };
 }
 
-Deno.test("parallel solver (2 Workers) is bit-identical to the single-thread solver and matches AutoGPTQ on every golden case", async () => {
+Deno.test("parallel solver (2 Workers, prepare on Worker 0 or split) is bit-identical to the single-thread solver and matches AutoGPTQ on every golden case", async () => {
   const s = await createWasmSolver();
-  using pool = await createParallelGptq(2);
+  using pool0 = await createParallelGptq(2);
+  using poolSplit = await createParallelGptq(2, { splitPrepareMinK: 0 });
   const cases = JSON.parse(await Deno.readTextFile(DIR + "cases.json")).cases as Record<
     string,
     string
@@ -65,7 +66,10 @@ Deno.test("parallel solver (2 Workers) is bit-identical to the single-thread sol
       damp_percent: Number(c.damp_percent),
     };
     const single = s.gptq(W, N, K, H, opts);
-    const par = await pool.gptq(W, N, K, H, opts, c.file);
+    const split = await poolSplit.gptq(W, N, K, H, opts, c.file);
+    assertSameLayer(split, single, `${c.file} (split prepare)`);
+    assert.equal(split.timings.ship, 0, `${c.file}: nothing shipped after a split prepare`);
+    const par = await pool0.gptq(W, N, K, H, opts, c.file);
     assertSameLayer(par, single, c.file);
     assert.equal(par.timings.quantize.length, 2, `${c.file}: both Workers got rows`);
     // Against AutoGPTQ itself (same tolerance as solver_test.ts: fp32 rounding of the scale).
@@ -85,7 +89,7 @@ Deno.test("parallel solver (2 Workers) is bit-identical to the single-thread sol
   }
 });
 
-Deno.test("parallel solver: random act-order layers (dead columns, static groups, 1/2/3 Workers, split inside and across row tiles) equal the single-thread solver", async () => {
+Deno.test("parallel solver: random act-order layers (dead columns, static groups, 1/2/3 Workers, prepare split or not, rows split inside and across row tiles) equal the single-thread solver", async () => {
   const s = await createWasmSolver();
   const r = rng(20260601);
   const configs: [number, number, Partial<GptqSolveOptions>][] = [
@@ -94,8 +98,8 @@ Deno.test("parallel solver: random act-order layers (dead columns, static groups
     [64, 320, { desc_act: true, static_groups: true, group_size: 64 }],
     [130, 200, { desc_act: true, group_size: -1, bits: 2 }], // K not a multiple of the group
   ];
-  for (const workers of [1, 2, 3]) {
-    using pool = await createParallelGptq(workers);
+  for (const [workers, splitPrepareMinK] of [[1, 512], [2, 512], [2, 0], [3, 0]] as const) {
+    using pool = await createParallelGptq(workers, { splitPrepareMinK });
     for (const [N, K, extra] of configs) {
       const T = 256;
       const x = new Float32Array(T * K);
@@ -117,7 +121,9 @@ Deno.test("parallel solver: random act-order layers (dead columns, static groups
         ...extra,
       };
       const hBefore = h.slice(), wBefore = w.slice();
-      const what = `${workers} Workers, ${N}×${K} ${JSON.stringify(extra)}`;
+      const what = `${workers} Workers (split ≥ ${splitPrepareMinK}), ${N}×${K} ${
+        JSON.stringify(extra)
+      }`;
       const par = await pool.gptq(w, N, K, h, opts);
       assertSameLayer(par, s.gptq(w, N, K, h, opts), what);
       assert.equal(par.deadColumns, 1, `${what}: the zeroed column is dead`);
@@ -351,5 +357,49 @@ Deno.test("pooled Hessian: NaN input, wrong shapes and late adds are clear error
   await assert.rejects(
     pool.quantize(prepared, w, 8),
     (e: Error) => e instanceof GptqError && /replaced/.test(e.message),
+  );
+});
+
+Deno.test("split prepare: a pooled Hessian, automatic damping increases and a hopeless Hessian give what the single-thread solver gives", async () => {
+  const s = await createWasmSolver();
+  using pool = await createParallelGptq(3, { splitPrepareMinK: 0 });
+  const r = rng(11);
+  const K = 333, N = 70, T = 64;
+  const x = new Float32Array(T * K).map(() => r());
+  const pooled = pool.hessian(K);
+  await pooled.add(x, 2, T / 2);
+  const acc = s.hessian(K);
+  acc.add(x, 2, T / 2);
+  const h = acc.h();
+  acc.free();
+  const w = new Float32Array(N * K).map(() => 0.03 * r());
+  const opts: GptqSolveOptions = {
+    bits: 4,
+    group_size: 128,
+    sym: true,
+    desc_act: true,
+    static_groups: false,
+    damp_percent: 0.01,
+  };
+  const prepared = await pooled.prepare(opts, "o_proj");
+  assertSameLayer(await pool.quantize(prepared, w, N), s.gptq(w, N, K, h, opts), "pooled H");
+  await pooled.free();
+  // T < K: H is singular; a negative diagonal entry needs several damping increases.
+  const hNeg = h.slice();
+  hNeg[100 * K + 100] = -0.02 * hNeg[100 * K + 100]!;
+  const ref = s.gptq(w, N, K, hNeg, opts);
+  assert.ok(ref.dampUsed > 0.01, `damping was raised (${ref.dampUsed})`);
+  assertSameLayer(await pool.gptq(w, N, K, hNeg, opts), ref, "after damping increases");
+  hNeg[100 * K + 100] = -1e6;
+  let want = "";
+  try {
+    s.gptq(w, N, K, hNeg, opts);
+  } catch (e) {
+    want = (e as Error).message;
+  }
+  assert.match(want, /positive/i);
+  await assert.rejects(
+    pool.gptq(w, N, K, hNeg, opts, "down_proj"),
+    (e: Error) => e instanceof GptqError && e.message.includes(want) && /down_proj/.test(e.message),
   );
 });

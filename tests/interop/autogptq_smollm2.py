@@ -32,20 +32,18 @@ What runs (no re-implementation of the algorithm):
 """
 
 import argparse
-import importlib.util
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import types
-import zipfile
 
 import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
+
+from _autogptq import load_autogptq
 
 CONFIGS = {
     "4b-g128": dict(bits=4, group_size=128, desc_act=False),
@@ -61,40 +59,6 @@ SEQUENTIAL = [
 # AutoGPTQ feeds later groups and layers the fp32 fake-quantized weight (False); True feeds the
 # packed weight (fp16 scales), as our quantizeModel does (--feedback packed).
 FEEDBACK_PACKED = False
-HERE = os.path.dirname(os.path.abspath(__file__))
-CACHE = os.path.join(HERE, "..", "..", ".cache", "autogptq")
-
-
-def load_autogptq(wheel):
-    """Imports gptq.py/quantizer.py of the AutoGPTQ wheel as package `_agq`."""
-    if wheel is None:
-        os.makedirs(CACHE, exist_ok=True)
-        found = [f for f in os.listdir(CACHE) if f.startswith("auto_gptq-0.7.1") and f.endswith(".whl")]
-        if not found:
-            subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
-                                   ":all:", "auto-gptq==0.7.1", "-d", CACHE])
-            found = [f for f in os.listdir(CACHE) if f.startswith("auto_gptq-0.7.1") and f.endswith(".whl")]
-        wheel = os.path.join(CACHE, found[0])
-    src = os.path.join(CACHE, "src")
-    with zipfile.ZipFile(wheel) as z:
-        for name in ("gptq.py", "quantizer.py"):
-            z.extract(f"auto_gptq/quantization/{name}", src)
-    pkg_dir = os.path.join(src, "auto_gptq", "quantization")
-    pkg = types.ModuleType("_agq")
-    pkg.__path__ = [pkg_dir]
-    sys.modules["_agq"] = pkg
-    mods = {}
-    for name in ("quantizer", "gptq"):
-        spec = importlib.util.spec_from_file_location(f"_agq.{name}", os.path.join(pkg_dir, f"{name}.py"))
-        m = importlib.util.module_from_spec(spec)
-        sys.modules[f"_agq.{name}"] = m
-        spec.loader.exec_module(m)
-        mods[name] = m
-    if not torch.cuda.is_available():
-        torch.cuda.synchronize = lambda *a, **k: None
-    return mods["gptq"].GPTQ, mods["quantizer"].Quantizer, os.path.basename(wheel)
-
-
 def load_model(model_dir):
     try:
         m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)

@@ -440,3 +440,227 @@ pub fn rtn_quantize(
     zero.copy_from_slice(&r.zero);
     Ok(())
 }
+
+/// One Worker's share of `prepare` split across Workers
+/// (`gptq_core::gptq::dist`): row blocks of the `K×K` factor are owned
+/// round-robin, and the coordinating thread moves panels between the
+/// Workers. Rank 0 also holds the plan (order, damping) and fills the whole
+/// flipped Hessian, whose other rows it hands out (`rows_of_rank`). The
+/// result is bit-identical to `prepare_hessian` on one Worker.
+#[wasm_bindgen]
+pub struct DistFactor {
+    inner: g::dist::DistFactor,
+    plan: Option<g::FlipPlan>,
+    pivot: i64,
+}
+
+#[wasm_bindgen]
+impl DistFactor {
+    /// A zero `k×k` share for rank `rank` of `parts`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(k: usize, parts: usize, rank: usize) -> Result<DistFactor, JsError> {
+        if k == 0 || parts == 0 || rank >= parts {
+            return Err(JsError::new(&format!(
+                "DistFactor: need K > 0 and rank < parts, got K = {k}, rank {rank} of {parts}"
+            )));
+        }
+        Ok(DistFactor {
+            inner: g::dist::DistFactor::new(k, parts, rank),
+            plan: None,
+            pivot: -1,
+        })
+    }
+
+    /// Orders `h` (`K×K`) for `cfg` and fills the whole buffer (rank 0).
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan(
+        &mut self,
+        h: &[f32],
+        bits: u32,
+        group_size: i32,
+        sym: bool,
+        desc_act: bool,
+        static_groups: bool,
+        damp_percent: f32,
+        damp_auto_increment: f32,
+        blocksize: usize,
+        mse: bool,
+    ) -> Result<(), JsError> {
+        let cfg = config(
+            bits,
+            group_size,
+            sym,
+            desc_act,
+            static_groups,
+            damp_percent,
+            damp_auto_increment,
+            blocksize,
+            mse,
+        );
+        let plan = g::FlipPlan::new(h, self.inner.k(), &cfg).map_err(err)?;
+        plan.fill(h, self.inner.buf_mut());
+        self.plan = Some(plan);
+        Ok(())
+    }
+
+    /// `plan` from an accumulator's `H` (no copy of `H` leaves wasm).
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_acc(
+        &mut self,
+        acc: &mut HessianAcc,
+        bits: u32,
+        group_size: i32,
+        sym: bool,
+        desc_act: bool,
+        static_groups: bool,
+        damp_percent: f32,
+        damp_auto_increment: f32,
+        blocksize: usize,
+        mse: bool,
+    ) -> Result<(), JsError> {
+        self.plan(
+            acc.inner.h(),
+            bits,
+            group_size,
+            sym,
+            desc_act,
+            static_groups,
+            damp_percent,
+            damp_auto_increment,
+            blocksize,
+            mse,
+        )
+    }
+
+    /// After a failed pivot: raises the damping and refills from `h`, or
+    /// throws the solver's "not positive definite" error.
+    pub fn retry(&mut self, h: &[f32]) -> Result<(), JsError> {
+        let plan = self
+            .plan
+            .as_mut()
+            .ok_or_else(|| JsError::new("DistFactor.retry before plan"))?;
+        plan.bump(self.pivot.max(0) as usize).map_err(err)?;
+        plan.fill(h, self.inner.buf_mut());
+        Ok(())
+    }
+
+    /// `retry` from an accumulator's `H`.
+    pub fn retry_acc(&mut self, acc: &mut HessianAcc) -> Result<(), JsError> {
+        self.retry(acc.inner.h())
+    }
+
+    /// The failed pivot of the latest `chol_diag` answering `undefined`.
+    #[wasm_bindgen(getter)]
+    pub fn pivot(&self) -> i64 {
+        self.pivot
+    }
+
+    /// Damping fraction of the plan's latest fill (rank 0).
+    #[wasm_bindgen(getter)]
+    pub fn damp_used(&self) -> f32 {
+        self.plan.as_ref().map_or(f32::NAN, |p| p.damp_used())
+    }
+
+    /// Processing order of the plan (rank 0).
+    pub fn perm(&self) -> Vec<u32> {
+        self.plan
+            .as_ref()
+            .map_or(Vec::new(), |p| p.perm().iter().map(|&v| v as u32).collect())
+    }
+
+    /// Dead-column flags of the plan (rank 0).
+    pub fn dead(&self) -> Vec<u8> {
+        self.plan
+            .as_ref()
+            .map_or(Vec::new(), |p| p.dead().iter().map(|&d| d as u8).collect())
+    }
+
+    /// Row blocks (= panel steps).
+    #[wasm_bindgen(getter)]
+    pub fn blocks(&self) -> usize {
+        self.inner.blocks()
+    }
+
+    /// The rank owning row block `b`.
+    pub fn owner(&self, b: usize) -> usize {
+        self.inner.owner(b)
+    }
+
+    /// Factors diagonal block `s` (owner); `undefined` on a failed pivot.
+    pub fn chol_diag(&mut self, s: usize) -> Option<Vec<f32>> {
+        match self.inner.chol_diag(s) {
+            Ok(l) => Some(l),
+            Err(j) => {
+                self.pivot = j as i64;
+                None
+            }
+        }
+    }
+
+    /// Own rows of panel `s`, solved with `l11`.
+    pub fn chol_panel(&mut self, s: usize, l11: &[f32]) -> Vec<f32> {
+        self.inner.chol_panel(s, l11)
+    }
+
+    /// Trailing update of own rows with all ranks' panel rows (rank order).
+    pub fn chol_update(&mut self, s: usize, pieces: &[f32]) {
+        self.inner.chol_update(s, pieces)
+    }
+
+    /// Zeroes the upper triangle of own rows (between Cholesky and inverse).
+    pub fn inv_begin(&mut self) {
+        self.inner.inv_begin()
+    }
+
+    /// Own rows of column block `s` of `L`.
+    pub fn inv_column(&self, s: usize) -> Vec<f32> {
+        self.inner.inv_column(s)
+    }
+
+    /// Inverse step `s` with all ranks' column pieces (rank order).
+    pub fn inv_step(&mut self, s: usize, pieces: &[f32]) {
+        self.inner.inv_step(s, pieces)
+    }
+
+    /// Rows of blocks `b0..b1` owned by rank `owner`.
+    pub fn rows_of_rank(&self, owner: usize, b0: usize, b1: usize) -> Vec<f32> {
+        self.inner.rows_of_rank(owner, b0, b1)
+    }
+
+    /// Writes rank `from`'s `rows_of_rank(from, b0, b1)` into place.
+    pub fn set_rows(&mut self, from: usize, b0: usize, b1: usize, rows: &[f32]) {
+        self.inner.set_rows(from, b0, b1, rows)
+    }
+
+    /// The prepared Hessian, once every rank's rows are in place (consumes this).
+    #[allow(clippy::too_many_arguments)]
+    pub fn into_prepared(
+        self,
+        perm: Vec<u32>,
+        dead: Vec<u8>,
+        damp_used: f32,
+        bits: u32,
+        group_size: i32,
+        sym: bool,
+        desc_act: bool,
+        static_groups: bool,
+        blocksize: usize,
+        mse: bool,
+    ) -> Result<Prepared, JsError> {
+        let k = self.inner.k();
+        Prepared::from_parts(
+            self.inner.into_upper(),
+            perm,
+            dead,
+            damp_used,
+            k,
+            bits,
+            group_size,
+            sym,
+            desc_act,
+            static_groups,
+            blocksize,
+            mse,
+        )
+    }
+}

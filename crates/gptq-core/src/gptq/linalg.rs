@@ -11,6 +11,8 @@
 pub const MR: usize = 4;
 /// Columns of the GEMM micro-kernel (two 128-bit vectors).
 pub const NR: usize = 8;
+use crate::runtime::simd::F4;
+
 const KC: usize = 256;
 const NC: usize = 256;
 const NB: usize = 64;
@@ -34,6 +36,9 @@ pub enum Tri {
     LowerC,
     /// `A[i][p] = 0` for `p > i` (A lower triangular): those terms are skipped.
     LowerA,
+    /// `A[i][p] = 0` for `p > i + d` (rows of a lower triangle whose diagonal
+    /// starts `d` columns in): those terms are skipped.
+    LowerAFrom(usize),
 }
 
 /// Reusable packing buffer for [`gemm`].
@@ -111,15 +116,20 @@ pub unsafe fn gemm(
                 }
             }
             let ow = overwrite && p0 == 0;
+            let a_diag = match tri {
+                Tri::LowerA => Some(0),
+                Tri::LowerAFrom(d) => Some(d),
+                _ => None,
+            };
             let mut i = rows_start;
             while i < m {
                 let mr = MR.min(m - i);
-                let kc_eff = if tri == Tri::LowerA {
-                    if i + mr <= p0 {
+                let kc_eff = if let Some(d) = a_diag {
+                    if i + d + mr <= p0 {
                         i += MR;
                         continue;
                     }
-                    kc.min(i + mr - p0)
+                    kc.min(i + d + mr - p0)
                 } else {
                     kc
                 };
@@ -163,45 +173,47 @@ unsafe fn kernel(
     sign: f32,
     overwrite: bool,
 ) {
-    let mut c0 = [0.0f32; NR];
-    let mut c1 = [0.0f32; NR];
-    let mut c2 = [0.0f32; NR];
-    let mut c3 = [0.0f32; NR];
+    // Explicit f32x4 (mul, then add: never fused, so every target gives the
+    // same bits); 4 rows × 2 vectors of accumulators.
+    let z = F4::zero();
+    let mut acc = [[z; 2]; MR];
     // Rows past `mr` re-read row 0 (valid memory); their results are dropped.
     let r1 = if mr > 1 { a.add(lda) } else { a };
     let r2 = if mr > 2 { a.add(2 * lda) } else { a };
     let r3 = if mr > 3 { a.add(3 * lda) } else { a };
     for p in 0..kc {
-        let bv = *(bp.add(p * NR) as *const [f32; NR]);
-        let (a0, a1, a2, a3) = (*a.add(p), *r1.add(p), *r2.add(p), *r3.add(p));
-        for j in 0..NR {
-            c0[j] += a0 * bv[j];
-            c1[j] += a1 * bv[j];
-            c2[j] += a2 * bv[j];
-            c3[j] += a3 * bv[j];
+        let b0 = F4::load(bp.add(p * NR));
+        let b1 = F4::load(bp.add(p * NR + 4));
+        let av = [*a.add(p), *r1.add(p), *r2.add(p), *r3.add(p)];
+        for (accr, &ar) in acc.iter_mut().zip(&av) {
+            let s = F4::splat(ar);
+            accr[0] = accr[0].add(s.mul(b0));
+            accr[1] = accr[1].add(s.mul(b1));
         }
     }
-    let acc = [c0, c1, c2, c3];
+    let sv = F4::splat(sign);
     for (r, accr) in acc.iter().enumerate().take(mr) {
         let cr = c.add(r * ldc);
         if nr == NR {
-            let dst = &mut *(cr as *mut [f32; NR]);
-            if overwrite {
-                for j in 0..NR {
-                    dst[j] = sign * accr[j];
+            for (h, &v) in accr.iter().enumerate() {
+                let dst = cr.add(4 * h);
+                let x = sv.mul(v);
+                if overwrite {
+                    x.store(dst);
+                } else {
+                    F4::load(dst).add(x).store(dst);
                 }
-            } else {
-                for j in 0..NR {
-                    dst[j] += sign * accr[j];
-                }
-            }
-        } else if overwrite {
-            for (j, &v) in accr.iter().enumerate().take(nr) {
-                *cr.add(j) = sign * v;
             }
         } else {
-            for (j, &v) in accr.iter().enumerate().take(nr) {
-                *cr.add(j) += sign * v;
+            let mut lanes = [0.0f32; NR];
+            accr[0].store(lanes.as_mut_ptr());
+            accr[1].store(lanes.as_mut_ptr().add(4));
+            for (j, &v) in lanes.iter().enumerate().take(nr) {
+                if overwrite {
+                    *cr.add(j) = sign * v;
+                } else {
+                    *cr.add(j) += sign * v;
+                }
             }
         }
     }
@@ -228,6 +240,44 @@ pub fn dot(x: &[f32], y: &[f32]) -> f32 {
     s
 }
 
+/// Panel width of the blocked Cholesky and triangular inverse.
+pub const NB_FACTOR: usize = NB;
+
+/// Factors the diagonal block `rows/cols k0..k0+kb` of the row-major `a`
+/// (stride `k`) in place (left-looking within the block).
+pub(crate) fn factor_diag_block(
+    a: &mut [f32],
+    k: usize,
+    k0: usize,
+    kb: usize,
+) -> Result<(), usize> {
+    for j in k0..k0 + kb {
+        let rowj = &mut a[j * k..j * k + k];
+        let s = rowj[j] - dot(&rowj[k0..j], &rowj[k0..j]);
+        if !(s > 0.0 && s.is_finite()) {
+            return Err(j);
+        }
+        rowj[j] = s.sqrt();
+        let (done, rest) = a.split_at_mut((j + 1) * k);
+        let rowj = &done[j * k..];
+        let d = rowj[j];
+        for i in j + 1..k0 + kb {
+            let ri = &mut rest[(i - j - 1) * k..(i - j) * k];
+            ri[j] = (ri[j] - dot(&ri[k0..j], &rowj[k0..j])) / d;
+        }
+    }
+    Ok(())
+}
+
+/// Forward substitution of one row below a factored diagonal block: `ri`
+/// is a full row, `l11` the block's factor (row `j` at `l11[j·ld..]`).
+pub(crate) fn solve_panel_row(ri: &mut [f32], l11: &[f32], ld: usize, k0: usize, kb: usize) {
+    for j in 0..kb {
+        let lj = &l11[j * ld..j * ld + j + 1];
+        ri[k0 + j] = (ri[k0 + j] - dot(&ri[k0..k0 + j], &lj[..j])) / lj[j];
+    }
+}
+
 /// In-place lower Cholesky `A = L·Lᵀ` of the `k×k` row-major `a` (reads the
 /// lower triangle only; the strictly upper triangle is left as garbage).
 /// Returns `Err(j)` at the first non-positive (or non-finite) pivot `j`.
@@ -240,32 +290,12 @@ pub fn cholesky_lower_inplace(
     let mut k0 = 0;
     while k0 < k {
         let kb = NB.min(k - k0);
-        // Diagonal block (left-looking within the block).
-        for j in k0..k0 + kb {
-            let (head, tail) = a.split_at_mut(j * k);
-            let rowj = &mut tail[..k];
-            let _ = head;
-            let s = rowj[j] - dot(&rowj[k0..j], &rowj[k0..j]);
-            if !(s > 0.0 && s.is_finite()) {
-                return Err(j);
-            }
-            rowj[j] = s.sqrt();
-            let (done, rest) = a.split_at_mut((j + 1) * k);
-            let rowj = &done[j * k..];
-            let d = rowj[j];
-            for i in j + 1..k0 + kb {
-                let ri = &mut rest[(i - j - 1) * k..(i - j) * k];
-                ri[j] = (ri[j] - dot(&ri[k0..j], &rowj[k0..j])) / d;
-            }
-        }
+        factor_diag_block(a, k, k0, kb)?;
         // Panel: rows below the block, forward substitution row by row.
         let (top, below) = a.split_at_mut((k0 + kb) * k);
+        let l11 = &top[k0 * k + k0..];
         for ri in below.chunks_exact_mut(k) {
-            for j in k0..k0 + kb {
-                let rowj = &top[j * k..j * k + k];
-                let v = (ri[j] - dot(&ri[k0..j], &rowj[k0..j])) / rowj[j];
-                ri[j] = v;
-            }
+            solve_panel_row(ri, l11, k, k0, kb);
         }
         // Trailing update A22 -= A21·A21ᵀ (lower part).
         let m = k - k0 - kb;
@@ -306,7 +336,7 @@ pub fn zero_upper(a: &mut [f32], k: usize) {
 }
 
 /// Inverts a small lower-triangular block (`jb×jb`, stride `k`) into `out` (`jb×jb`, dense).
-fn tri_inv_small(a: &[f32], k: usize, jb: usize, out: &mut [f32]) {
+pub(crate) fn tri_inv_small(a: &[f32], k: usize, jb: usize, out: &mut [f32]) {
     out[..jb * jb].fill(0.0);
     for i in 0..jb {
         let lii = a[i * k + i];

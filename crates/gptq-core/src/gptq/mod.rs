@@ -24,6 +24,7 @@
 //! assert_eq!(r.q.len(), n * k);
 //! ```
 
+pub mod dist;
 mod error;
 mod hessian;
 pub mod linalg;
@@ -36,7 +37,8 @@ pub use hessian::HessianAccumulator;
 pub use quantizer::{find_params, quantize_value, QParams};
 pub use rtn::rtn_quantize;
 pub use solver::{
-    gptq_quantize, prepare_hessian, quantize_rows_into, quantize_with, PreparedHessian, RowsOut,
+    gptq_quantize, prepare_hessian, quantize_rows_into, quantize_with, FlipPlan, PreparedHessian,
+    RowsOut,
 };
 
 /// MSE grid search for the quantizer range (AutoGPTQ `quantizer.configure(mse=True)`).

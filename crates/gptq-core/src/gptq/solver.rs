@@ -113,6 +113,102 @@ impl PreparedHessian {
     }
 }
 
+/// The cheap part of `prepare`: dead columns, the act-order permutation, the
+/// damping schedule, and filling the flipped, damped Hessian that
+/// [`inverse_upper_factor_of_flipped`] (or [`super::dist::DistFactor`]) factors.
+#[derive(Clone, Debug)]
+pub struct FlipPlan {
+    k: usize,
+    cfg: GptqConfig,
+    perm: Vec<usize>,
+    dead: Vec<bool>,
+    diag: Vec<f32>,
+    mean: f32,
+    damp_pct: f32,
+    tried: Vec<f32>,
+}
+
+impl FlipPlan {
+    /// Checks `h` (`K×K`) and `cfg` and orders the columns.
+    pub fn new(h: &[f32], k: usize, cfg: &GptqConfig) -> Result<FlipPlan, GptqError> {
+        cfg.validate()?;
+        if k == 0 || h.len() != k * k {
+            return Err(GptqError::Shape(format!(
+                "H has {} values, expected K·K = {k}·{k} = {}; pass the Hessian of the layer's input features",
+                h.len(),
+                k * k
+            )));
+        }
+        check_finite("H", h, k)?;
+        let dead: Vec<bool> = (0..k).map(|i| h[i * k + i] == 0.0).collect();
+        let diag: Vec<f32> = (0..k)
+            .map(|i| if dead[i] { 1.0 } else { h[i * k + i] })
+            .collect();
+        let mut perm: Vec<usize> = (0..k).collect();
+        if cfg.desc_act {
+            // Stable sort, descending: ties keep ascending index order.
+            perm.sort_by(|&a, &b| diag[b].partial_cmp(&diag[a]).unwrap());
+        }
+        let mean = (diag.iter().map(|&v| v as f64).sum::<f64>() / k as f64) as f32;
+        Ok(FlipPlan {
+            k,
+            cfg: *cfg,
+            perm,
+            dead,
+            diag,
+            mean,
+            damp_pct: cfg.damp_percent,
+            tried: vec![cfg.damp_percent],
+        })
+    }
+
+    /// Writes the lower triangle of `J·(H + damp·I)[perm][:, perm]·J` into
+    /// `buf` (`K×K`; the strictly upper triangle is not touched).
+    pub fn fill(&self, h: &[f32], buf: &mut [f32]) {
+        let k = self.k;
+        let damp = self.damp_pct * self.mean;
+        fill_flipped(h, k, &self.perm, buf);
+        for (a, &pa) in self.perm.iter().rev().enumerate() {
+            buf[a * k + a] = self.diag[pa] + damp;
+        }
+    }
+
+    /// After the factorization failed at pivot `j` (in `buf`'s order): raises
+    /// the damping for the next [`Self::fill`], or gives up.
+    pub fn bump(&mut self, j: usize) -> Result<(), GptqError> {
+        let next = self.damp_pct + self.cfg.damp_auto_increment;
+        if self.cfg.damp_auto_increment <= 0.0 || next >= 1.0 {
+            return Err(GptqError::NotPositiveDefinite {
+                damp_tried: self.tried.clone(),
+                pivot: self.k - 1 - j,
+            });
+        }
+        self.damp_pct = next;
+        self.tried.push(next);
+        Ok(())
+    }
+
+    /// The damping fraction of the latest [`Self::fill`].
+    pub fn damp_used(&self) -> f32 {
+        self.damp_pct
+    }
+
+    /// Processing order (`perm[i]` = original column).
+    pub fn perm(&self) -> &[usize] {
+        &self.perm
+    }
+
+    /// Dead-column flags.
+    pub fn dead(&self) -> &[bool] {
+        &self.dead
+    }
+
+    /// The prepared Hessian from the factor `u` of the latest fill.
+    pub fn finish(self, u: Vec<f32>) -> Result<PreparedHessian, GptqError> {
+        PreparedHessian::from_parts(self.k, &self.cfg, u, self.perm, self.dead, self.damp_pct)
+    }
+}
+
 /// Prepares `h` (`K×K` row-major, as `add_batch` accumulated it; not modified,
 /// copied once) for quantization with `cfg`: dead columns get `H[i,i] = 1`,
 /// act-order sorts columns by `diag(H)` descending (stable: ties keep the lower
@@ -124,52 +220,15 @@ pub fn prepare_hessian(
     k: usize,
     cfg: &GptqConfig,
 ) -> Result<PreparedHessian, GptqError> {
-    cfg.validate()?;
-    if k == 0 || h.len() != k * k {
-        return Err(GptqError::Shape(format!(
-            "H has {} values, expected K·K = {k}·{k} = {}; pass the Hessian of the layer's input features",
-            h.len(),
-            k * k
-        )));
-    }
-    check_finite("H", h, k)?;
-    let dead: Vec<bool> = (0..k).map(|i| h[i * k + i] == 0.0).collect();
-    let diag: Vec<f32> = (0..k)
-        .map(|i| if dead[i] { 1.0 } else { h[i * k + i] })
-        .collect();
-    let mut perm: Vec<usize> = (0..k).collect();
-    if cfg.desc_act {
-        // Stable sort, descending: ties keep ascending index order.
-        perm.sort_by(|&a, &b| diag[b].partial_cmp(&diag[a]).unwrap());
-    }
-    let mean = (diag.iter().map(|&v| v as f64).sum::<f64>() / k as f64) as f32;
-
+    let mut plan = FlipPlan::new(h, k, cfg)?;
     let mut buf = vec![0.0f32; k * k];
-    let mut damp_pct = cfg.damp_percent;
-    let mut tried = Vec::new();
     loop {
-        tried.push(damp_pct);
-        let damp = damp_pct * mean;
-        fill_flipped(h, k, &perm, &mut buf);
-        for (a, &pa) in perm.iter().rev().enumerate() {
-            buf[a * k + a] = diag[pa] + damp;
-        }
+        plan.fill(h, &mut buf);
         match inverse_upper_factor_of_flipped(&mut buf, k) {
-            Ok(()) => break,
-            Err(j) => {
-                let next = damp_pct + cfg.damp_auto_increment;
-                if cfg.damp_auto_increment <= 0.0 || next >= 1.0 {
-                    return Err(GptqError::NotPositiveDefinite {
-                        damp_tried: tried,
-                        pivot: k - 1 - j,
-                    });
-                }
-                damp_pct = next;
-            }
+            Ok(()) => return plan.finish(buf),
+            Err(j) => plan.bump(j)?,
         }
     }
-
-    PreparedHessian::from_parts(k, cfg, buf, perm, dead, damp_pct)
 }
 
 /// `buf[a][b] = Hp[K−1−b][K−1−a]` for `a ≥ b` (the lower triangle of the

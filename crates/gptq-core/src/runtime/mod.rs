@@ -42,7 +42,7 @@ pub mod ops;
 pub mod peak;
 pub mod qmatmul;
 pub mod rope;
-mod simd;
+pub(crate) mod simd;
 
 pub use matmul::{matmul, transpose, Weights};
 pub use qmatmul::{qmatmul, ActQuant, QMode, QWeights, QuantTensors};
