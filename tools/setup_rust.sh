@@ -4,14 +4,14 @@
 # Installs what `deno task build:wasm` / `deno task check:wasm` need on Debian 12
 # (idempotent; safe to run on every CI job):
 #   - Debian's rustc-web toolchain, which can build std for wasm32 from source
-#     (rustc-web cargo-web rust-web-src), the wasm-ld linker (lld) and wasm-opt
-#     (binaryen);
+#     (rustc-web cargo-web rust-web-src) and the wasm-ld linker (lld); no wasm-opt:
+#     binaryen 108 (Debian 12) cannot parse the final relaxed-SIMD opcodes;
 #   - wasm-bindgen-cli, pinned to the crate's wasm-bindgen version, built with
 #     rustup's cargo into ~/.cargo/bin (Debian has no wasm-bindgen-cli package).
 set -euo pipefail
 
 WASM_BINDGEN_VERSION=0.2.130
-APT_PACKAGES=(rustc-web cargo-web rust-web-src lld binaryen)
+APT_PACKAGES=(rustc-web cargo-web rust-web-src lld)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -54,4 +54,3 @@ fi
 
 /usr/bin/rustc --version >&2
 "$CARGO_BIN/wasm-bindgen" --version >&2 2>/dev/null || wasm-bindgen --version >&2
-wasm-opt --version >&2
