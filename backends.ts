@@ -28,7 +28,11 @@ export * from "./src/backends/host.ts";
 export * from "./src/backends/host_kernels.ts";
 export * from "./src/backends/select.ts";
 export { createTsKernels } from "./src/backends/typescript/ts_kernels.ts";
-export { createWasmKernels, type WasmKernelsOptions } from "./src/backends/wasm/wasm_kernels.ts";
+export {
+  type ActQuant,
+  createWasmKernels,
+  type WasmKernelsOptions,
+} from "./src/backends/wasm/wasm_kernels.ts";
 export {
   type AdapterFacts,
   type Binding,
