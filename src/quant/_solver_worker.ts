@@ -60,6 +60,21 @@ export interface WorkerSolveOptions {
   mse: boolean;
 }
 
+/** The solve settings in the order every wasm `prepare` entry point takes them. */
+function prepareArgs(o: WorkerSolveOptions) {
+  return [
+    o.bits,
+    o.group_size,
+    o.sym,
+    o.desc_act,
+    o.static_groups,
+    o.damp_percent,
+    o.damp_auto_increment,
+    o.blocksize,
+    o.mse,
+  ] as const;
+}
+
 /** A request to the Worker. */
 export type WorkerRequest =
   | { id: number; type: "init"; module: WebAssembly.Module }
@@ -228,18 +243,7 @@ function handleDist(req: DistRequest): [unknown, Transferable[]] {
       dist = new glue.DistFactor(req.K, req.parts, req.rank);
       return [null, []];
     case "dPlan": {
-      const d = distOf(), o = req.opts;
-      const args = [
-        o.bits,
-        o.group_size,
-        o.sym,
-        o.desc_act,
-        o.static_groups,
-        o.damp_percent,
-        o.damp_auto_increment,
-        o.blocksize,
-        o.mse,
-      ] as const;
+      const d = distOf(), args = prepareArgs(req.opts);
       if (req.h) d.plan(req.h, ...args);
       else d.plan_acc(accOf(req.acc!), ...args);
       distH = req.h ?? req.acc!;
@@ -333,19 +337,8 @@ function handle(req: WorkerRequest): [unknown, Transferable[]] {
     }
     case "accPrepare": {
       drop();
-      const o = req.opts;
       const t0 = performance.now();
-      prep = accOf(req.acc).prepare(
-        o.bits,
-        o.group_size,
-        o.sym,
-        o.desc_act,
-        o.static_groups,
-        o.damp_percent,
-        o.damp_auto_increment,
-        o.blocksize,
-        o.mse,
-      );
+      prep = accOf(req.acc).prepare(...prepareArgs(req.opts));
       return prepared(prep, (performance.now() - t0) / 1000, req.parts);
     }
     case "accErrors": {
@@ -364,21 +357,8 @@ function handle(req: WorkerRequest): [unknown, Transferable[]] {
     }
     case "prepare": {
       drop();
-      const o = req.opts;
       const t0 = performance.now();
-      prep = glue.prepare_hessian(
-        req.h,
-        req.K,
-        o.bits,
-        o.group_size,
-        o.sym,
-        o.desc_act,
-        o.static_groups,
-        o.damp_percent,
-        o.damp_auto_increment,
-        o.blocksize,
-        o.mse,
-      );
+      prep = glue.prepare_hessian(req.h, req.K, ...prepareArgs(req.opts));
       discard(req.h);
       return prepared(prep, (performance.now() - t0) / 1000, req.parts);
     }
