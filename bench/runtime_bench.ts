@@ -35,7 +35,7 @@ import { type RawTensor, SafetensorsFile } from "../src/io/safetensors.ts";
 import type { LinearHandle } from "../src/backends/backend.ts";
 import type { Kernels } from "../src/backends/host_kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
-import { type GenerateStats, generateTokens } from "../src/runtime/generate.ts";
+import { type GenerateStats, generateTokens, newGenerateStats } from "../src/runtime/generate.ts";
 import { perplexity } from "../src/runtime/perplexity.ts";
 import { createWasmKernels, MAX_WASM_THREADS } from "../src/backends/wasm/wasm_kernels.ts";
 import { MatmulPool, type ParallelLinear } from "../src/backends/wasm/_matmul_pool.ts";
@@ -357,13 +357,7 @@ async function modelSection(pool: MatmulPool, base: Kernels): Promise<string[]> 
       await lm.forward([5, 6], lm.newCache(2));
       linMs = 0;
       linCalls = 0;
-      const stats: GenerateStats = {
-        promptTokens: 0,
-        newTokens: 0,
-        prefillMs: 0,
-        decodeMs: 0,
-        stop: "length",
-      };
+      const stats: GenerateStats = newGenerateStats();
       const gen = generateTokens(lm, prompt, {
         temperature: 0,
         max_new_tokens: D,
@@ -471,13 +465,7 @@ async function threadsRows(dir: string, prompt: number[], D: number): Promise<st
     const lm = await CausalLM.load(dir, { backend: hostBackend(kernels) });
     try {
       await lm.forward([5, 6], lm.newCache(2));
-      const stats: GenerateStats = {
-        promptTokens: 0,
-        newTokens: 0,
-        prefillMs: 0,
-        decodeMs: 0,
-        stop: "length",
-      };
+      const stats: GenerateStats = newGenerateStats();
       const c0 = cpuSeconds(), t0 = performance.now();
       let n = 0;
       for await (

@@ -7,7 +7,7 @@
 
 import { GptqError } from "../errors.ts";
 import { loadModel } from "../load_model.ts";
-import type { GenerateStats } from "../runtime/generate.ts";
+import { type GenerateStats, newGenerateStats } from "../runtime/generate.ts";
 import {
   ACT_QUANT_OPTION,
   actQuantOption,
@@ -117,13 +117,7 @@ export const generateCommand: Command = {
     });
     io.stderr(`${m.backendChoice}\n`);
     try {
-      const stats: GenerateStats = {
-        promptTokens: 0,
-        newTokens: 0,
-        prefillMs: 0,
-        decodeMs: 0,
-        stop: "length",
-      };
+      const stats: GenerateStats = newGenerateStats();
       let text = "";
       if (!io.json && !chat) io.stdout(prompt);
       const pieces = chat ? m.chat(messages, opts, stats) : m.generate(prompt, opts, stats);

@@ -33,6 +33,21 @@ export interface GenerateStats {
 }
 
 /**
+ * Fresh, zeroed {@linkcode GenerateStats} to pass to a generation.
+ *
+ * @example
+ * ```ts
+ * import { newGenerateStats } from "./generate.ts";
+ * console.log(newGenerateStats().newTokens); // 0
+ * ```
+ *
+ * @returns Stats with every count and time 0 and `stop: "length"`.
+ */
+export function newGenerateStats(): GenerateStats {
+  return { promptTokens: 0, newTokens: 0, prefillMs: 0, decodeMs: 0, stop: "length" };
+}
+
+/**
  * Generates token ids after a prompt. Greedy decoding (temperature 0) reads
  * back one token id per step (the argmax runs on the backend); sampling reads
  * back the last logits row.
@@ -67,13 +82,7 @@ export async function* generateTokens(
     const logits = await lm.forward(ids, cache, { lastOnly: true });
     return pick(logits.subarray(logits.length - V));
   };
-  const st: GenerateStats = stats ?? {
-    promptTokens: 0,
-    newTokens: 0,
-    prefillMs: 0,
-    decodeMs: 0,
-    stop: "length",
-  };
+  const st: GenerateStats = stats ?? newGenerateStats();
   Object.assign(st, { promptTokens: prompt.length, newTokens: 0, decodeMs: 0, stop: "length" });
   const cache = lm.newCache(cap);
   let t0 = performance.now();

@@ -16,7 +16,12 @@
 
 import { GptqError, type GptqErrorCode } from "../errors.ts";
 import { loadModel, type LoadOptions, type Model } from "../load_model.ts";
-import { type GenerateOptions, type GenerateStats, generateTokens } from "../runtime/generate.ts";
+import {
+  type GenerateOptions,
+  type GenerateStats,
+  generateTokens,
+  newGenerateStats,
+} from "../runtime/generate.ts";
 import type { ModelConfig } from "../io/hf_config.ts";
 import { lowerThreadPriority } from "./_nice.ts";
 
@@ -75,13 +80,7 @@ function initError(e: unknown): GenInitError {
 }
 
 async function run(job: GenJob): Promise<void> {
-  const stats: GenerateStats = {
-    promptTokens: 0,
-    newTokens: 0,
-    prefillMs: 0,
-    decodeMs: 0,
-    stop: "length",
-  };
+  const stats: GenerateStats = newGenerateStats();
   try {
     for await (const id of generateTokens(model!.lm, job.prompt, job.opts, stats)) {
       post({ type: "tokens", id: job.id, ids: [id] });

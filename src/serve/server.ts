@@ -20,7 +20,12 @@
 
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import type { ModelConfig } from "../io/hf_config.ts";
-import { type GenerateOptions, type GenerateStats, generateTokens } from "../runtime/generate.ts";
+import {
+  type GenerateOptions,
+  type GenerateStats,
+  generateTokens,
+  newGenerateStats,
+} from "../runtime/generate.ts";
 import { CausalLM } from "../runtime/model.ts";
 import type { ChatTemplate } from "./chat_template.ts";
 import {
@@ -414,13 +419,7 @@ export function createServer(opts: ServerOptions): OpenAIServer {
       return null;
     }
     counters.active = true;
-    const st: GenerateStats = {
-      promptTokens: 0,
-      newTokens: 0,
-      prefillMs: 0,
-      decodeMs: 0,
-      stop: "length",
-    };
+    const st: GenerateStats = newGenerateStats();
     try {
       const p = job.params;
       const dec = tok.createStreamDecoder({ skipSpecialTokens: true });
