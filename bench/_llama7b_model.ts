@@ -1,16 +1,23 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 /**
  * Random-weight checkpoints with Llama-7B layer shapes for the inference
- * benchmarks: fp16, GPTQ 4-bit g128 (sym, v1 zeros, `g_idx = k / 128`), and
- * act-order (`g_idx[perm[i]] = floor(i / 128)` for a random permutation).
- * GPTQ codes are uniform random 4-bit values (speed does not depend on them).
+ * benchmarks: fp16, GPTQ g128 (2/3/4/8-bit, sym, v1 zeros,
+ * `g_idx = k / 128`), and act-order (`g_idx[perm[i]] = floor(i / 128)` for a
+ * random permutation). GPTQ codes are uniform random values (speed does not
+ * depend on them).
  *
  * @module
  */
 
 import { writeSafetensors } from "../src/io/safetensors_writer.ts";
 import type { NamedTensor } from "../src/io/safetensors_writer.ts";
-import { gIdxForGroups, packQWeight, packQZeros, scalesToF16 } from "../src/gptq/pack.ts";
+import {
+  type Bits,
+  gIdxForGroups,
+  packQWeight,
+  packQZeros,
+  scalesToF16,
+} from "../src/gptq/pack.ts";
 import { LLAMA7B, llama7bConfig } from "./_llama7b.ts";
 import { randomF16, rnd } from "./_random.ts";
 
@@ -40,9 +47,10 @@ async function writeConfigs(
   variant: Variant,
   LAYERS: number,
   VOCAB: number,
+  bits: Bits,
 ): Promise<void> {
   const quant = {
-    bits: 4,
+    bits,
     group_size: GROUP,
     damp_percent: 0.01,
     desc_act: variant === "gptq-act",
@@ -71,21 +79,21 @@ interface PackedShape {
   scales: Uint8Array;
 }
 
-function packShape(N: number, K: number): PackedShape {
-  const G = K / GROUP;
+function packShape(N: number, K: number, bits: Bits): PackedShape {
+  const G = K / GROUP, maxq = (1 << bits) - 1;
   const codes = new Uint8Array(K * N);
   for (let i = 0; i < codes.length; i += 4) {
     const r = rnd();
-    codes[i] = r & 15;
-    codes[i + 1] = (r >>> 8) & 15;
-    codes[i + 2] = (r >>> 16) & 15;
-    codes[i + 3] = (r >>> 24) & 15;
+    codes[i] = r & maxq;
+    codes[i + 1] = (r >>> 8) & maxq;
+    codes[i + 2] = (r >>> 16) & maxq;
+    codes[i + 3] = (r >>> 24) & maxq;
   }
   const scale = new Float32Array(N * G);
   for (let i = 0; i < scale.length; i++) scale[i] = 0.003 * (0.5 + rnd() / 2 ** 32);
   return {
-    qweight: bytesOf(packQWeight(codes, K, N, 4)),
-    qzeros: bytesOf(packQZeros(new Uint8Array(G * N).fill(8), G, N, 4, "gptq")),
+    qweight: bytesOf(packQWeight(codes, K, N, bits)),
+    qzeros: bytesOf(packQZeros(new Uint8Array(G * N).fill((maxq + 1) >> 1), G, N, bits, "gptq")),
     scales: bytesOf(scalesToF16(scale, N, G)),
   };
 }
@@ -105,8 +113,8 @@ function actOrderGIdx(K: number): Int32Array {
 }
 
 /**
- * Writes a random-weight model with Llama-7B widths (fp16, or GPTQ 4-bit g128
- * with or without act-order; the LM head stays fp16).
+ * Writes a random-weight model with Llama-7B widths (fp16, or GPTQ g128 with
+ * or without act-order; the LM head stays fp16).
  *
  * @example
  * ```ts ignore
@@ -117,6 +125,7 @@ function actOrderGIdx(K: number): Int32Array {
  * @param variant The weights.
  * @param LAYERS Decoder blocks.
  * @param VOCAB Vocabulary size.
+ * @param bits GPTQ bit width (default 4; ignored for fp16).
  * @returns The safetensors file's size in bytes.
  */
 export async function writeLlama7bModel(
@@ -124,8 +133,9 @@ export async function writeLlama7bModel(
   variant: Variant,
   LAYERS: number,
   VOCAB: number,
+  bits: Bits = 4,
 ): Promise<number> {
-  await writeConfigs(dir, variant, LAYERS, VOCAB);
+  await writeConfigs(dir, variant, LAYERS, VOCAB, bits);
   const f16 = (name: string, shape: number[], data: Uint8Array): NamedTensor => ({
     name,
     dtype: "F16",
@@ -150,11 +160,21 @@ export async function writeLlama7bModel(
         }
         const key = `${N}x${K}`;
         let s = packed.get(key);
-        if (!s) packed.set(key, s = packShape(N, K));
+        if (!s) packed.set(key, s = packShape(N, K, bits));
         const G = K / GROUP;
         const gIdx = variant === "gptq-act" ? actOrderGIdx(K) : gIdxForGroups(K, GROUP);
-        yield { name: `${p}.${m}.qweight`, dtype: "I32", shape: [K / 8, N], data: s.qweight };
-        yield { name: `${p}.${m}.qzeros`, dtype: "I32", shape: [G, N / 8], data: s.qzeros };
+        yield {
+          name: `${p}.${m}.qweight`,
+          dtype: "I32",
+          shape: [(K * bits) / 32, N],
+          data: s.qweight,
+        };
+        yield {
+          name: `${p}.${m}.qzeros`,
+          dtype: "I32",
+          shape: [G, (N * bits) / 32],
+          data: s.qzeros,
+        };
         yield f16(`${p}.${m}.scales`, [G, N], s.scales);
         yield { name: `${p}.${m}.g_idx`, dtype: "I32", shape: [K], data: bytesOf(gIdx) };
       }

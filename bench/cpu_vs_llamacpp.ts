@@ -27,6 +27,7 @@
  * deno run -A bench/cpu_vs_llamacpp.ts --no-llama7b --smollm2   # SmolLM2 only (quantizes: slow)
  * deno run -A bench/cpu_vs_llamacpp.ts --layers 2 --act-quant f32,int8  # GPTQ rows per activation precision
  * deno run -A bench/cpu_vs_llamacpp.ts --layers 2 --no-fp16  # GPTQ vs Q4_0/Q4_K_M only (quicker)
+ * deno run -A bench/cpu_vs_llamacpp.ts --layers 2 --all   # + 3-bit → Q3_K_M, 8-bit → Q8_0, act-order → Q4_0
  * ```
  *
  * @module
@@ -38,7 +39,8 @@ import { createWasmKernels } from "../src/backends/wasm/wasm_kernels.ts";
 import { CausalLM } from "../src/runtime/model.ts";
 import { TextTokenizer } from "../src/io/tokenizer.ts";
 import { quantizeModel } from "../src/quant/quantize.ts";
-import { writeLlama7bModel } from "./_llama7b_model.ts";
+import { type Variant, writeLlama7bModel } from "./_llama7b_model.ts";
+import type { Bits } from "../src/gptq/pack.ts";
 import { SMOLLM2_GGUF, SMOLLM2_WORK, smollm2Fp32, WIKITEXT2_TEST } from "./_smollm2.ts";
 
 const { values: args } = parseArgs({
@@ -54,6 +56,7 @@ const { values: args } = parseArgs({
     nsamples: { type: "string", default: "32" },
     "act-quant": { type: "string", default: "f32,int8" },
     "no-fp16": { type: "boolean", default: false },
+    all: { type: "boolean", default: false },
   },
 });
 const int = (s: string | undefined, name: string): number => {
@@ -197,7 +200,7 @@ async function ours(
 
 // ---------------------------------------------------------------- table
 const f = (v: number, dp = 2) => Number.isFinite(v) ? v.toFixed(dp) : "n/a";
-const W = [34, 11, 11, 30, 11, 11, 8, 8];
+const W = [36, 11, 11, 30, 11, 11, 8, 8];
 const line = (c: string[]) =>
   console.log(c.map((s, i) => i === 0 || i === 3 ? s.padEnd(W[i]!) : s.padStart(W[i]!)).join(" "));
 function table(rows: [string, OursResult, string, LcppResult][]): void {
@@ -226,15 +229,29 @@ console.log(`llama.cpp: ${BIN} (from ${sdist.trim()}); ${THREADS} threads on bot
 if (!args["no-llama7b"]) {
   const work = `${ROOT}.cache/llamacpp-bench/llama7b-L${LAYERS}`;
   const hf = `${work}/hf-fp16`, gq = `${work}/gptq`;
-  const f16 = `${work}/f16.gguf`, q40 = `${work}/q4_0.gguf`, q4km = `${work}/q4_k_m.gguf`;
+  const f16 = `${work}/f16.gguf`;
   await Deno.mkdir(work, { recursive: true });
   if (!(await exists(`${hf}/model.safetensors`))) {
     await Deno.mkdir(hf, { recursive: true });
     await writeLlama7bModel(hf, "fp16", LAYERS, VOCAB);
   }
-  if (!(await exists(`${gq}/model.safetensors`))) {
-    await Deno.mkdir(gq, { recursive: true });
-    await writeLlama7bModel(gq, "gptq", LAYERS, VOCAB);
+  /** GPTQ checkpoints timed: [label, folder, variant, bits, llama.cpp type compared with]. */
+  const gptqs: [string, string, Variant, Bits, string][] = [
+    ["GPTQ 4-bit g128", gq, "gptq", 4, "Q4_0"],
+    ["GPTQ 4-bit g128", gq, "gptq", 4, "Q4_K_M"],
+    ...(args.all
+      ? [
+        ["GPTQ 4-bit g128 act-order", `${work}/gptq-act`, "gptq-act", 4, "Q4_0"],
+        ["GPTQ 3-bit g128", `${work}/gptq3`, "gptq", 3, "Q3_K_M"],
+        ["GPTQ 8-bit g128", `${work}/gptq8`, "gptq", 8, "Q8_0"],
+      ] as [string, string, Variant, Bits, string][]
+      : []),
+  ];
+  for (const [, dir, variant, bits] of gptqs) {
+    if (!(await exists(`${dir}/model.safetensors`))) {
+      await Deno.mkdir(dir, { recursive: true });
+      await writeLlama7bModel(dir, variant, LAYERS, VOCAB, bits);
+    }
   }
   if (!(await exists(f16))) {
     if (!(await exists(PY))) {
@@ -244,7 +261,10 @@ if (!args["no-llama7b"]) {
     await run(PY, [`${ROOT}bench/_sp_vocab.py`, hf, `${ROOT}README.md`]);
     await run(PY, [`${LCPP}/src/convert_hf_to_gguf.py`, hf, "--outtype", "f16", "--outfile", f16]);
   }
-  for (const [file, type] of [[q40, "Q4_0"], [q4km, "Q4_K_M"]] as const) {
+  const lcppTypes = [...new Set(gptqs.map((g) => g[4]))];
+  const ggufOf = (type: string) => `${work}/${type.toLowerCase()}.gguf`;
+  for (const type of lcppTypes) {
+    const file = ggufOf(type);
     if (!(await exists(file))) {
       await run(`${BIN}/llama-quantize`, [f16, `${file}.tmp`, type, String(THREADS)]);
       await Deno.rename(`${file}.tmp`, file);
@@ -255,26 +275,28 @@ if (!args["no-llama7b"]) {
       `prompt ${PROMPT} (one forward), ${DECODE} decode steps`,
   );
   const oFp = args["no-fp16"] ? null : await ours(hf, VOCAB, PROMPT, DECODE);
-  const oQ: [string, OursResult][] = [];
-  for (const a of ACT_QUANTS) oQ.push([a, await ours(gq, VOCAB, PROMPT, DECODE, a)]);
-  const lQ40 = await llamaBench(q40, PROMPT, DECODE);
-  const lQ4km = await llamaBench(q4km, PROMPT, DECODE);
+  /** Ours per checkpoint folder and activation precision (each timed once). */
+  const oQ = new Map<string, OursResult>();
+  for (const [, dir] of gptqs) {
+    for (const a of ACT_QUANTS) {
+      if (!oQ.has(`${dir}|${a}`)) oQ.set(`${dir}|${a}`, await ours(dir, VOCAB, PROMPT, DECODE, a));
+    }
+  }
+  const lcpp = new Map<string, LcppResult>();
+  for (const type of lcppTypes) lcpp.set(type, await llamaBench(ggufOf(type), PROMPT, DECODE));
   const lF16 = oFp ? await llamaBench(f16, PROMPT, DECODE) : null;
   table([
     ...(oFp && lF16
       ? [["fp16", oFp, "F16", lF16] as [string, OursResult, string, LcppResult]]
       : []),
-    ...oQ.map((
-      [a, o],
-    ): [string, OursResult, string, LcppResult] => [`GPTQ 4-bit g128, act ${a}`, o, "Q4_0", lQ40]),
-    ...oQ.map((
-      [a, o],
-    ): [string, OursResult, string, LcppResult] => [
-      `GPTQ 4-bit g128, act ${a}`,
-      o,
-      "Q4_K_M",
-      lQ4km,
-    ]),
+    ...gptqs.flatMap(([label, dir, , , type]) =>
+      ACT_QUANTS.map((a): [string, OursResult, string, LcppResult] => [
+        `${label}, act ${a}`,
+        oQ.get(`${dir}|${a}`)!,
+        type,
+        lcpp.get(type)!,
+      ])
+    ),
   ]);
 }
 
@@ -318,11 +340,17 @@ if (args.smollm2) {
   );
   const vocab = 49152;
   const oFp = await ours(fp32, vocab, PROMPT, DECODE);
-  const oQ = await ours(gptqDir, vocab, PROMPT, DECODE);
+  const oQ: [string, OursResult][] = [];
+  for (const a of ACT_QUANTS) oQ.push([a, await ours(gptqDir, vocab, PROMPT, DECODE, a)]);
   const lQ41 = await llamaBench(SMOLLM2_GGUF, PROMPT, DECODE);
   table([
     ["fp32 (dequantized GGUF)", oFp, "Q4_1 GGUF (shared data)", lQ41],
-    ["GPTQ 4-bit g128", oQ, "Q4_1 GGUF (shared data)", lQ41],
+    ...oQ.map(([a, o]): [string, OursResult, string, LcppResult] => [
+      `GPTQ 4-bit g128, act ${a}`,
+      o,
+      "Q4_1 GGUF (shared data)",
+      lQ41,
+    ]),
   ]);
 }
 console.log(
