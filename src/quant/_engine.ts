@@ -46,8 +46,13 @@ export interface Activations {
    * Runs `block` over sample `s` (KV cache from position 0), calling `hook`
    * with each linear input; a hook that throws {@linkcode STOP_BLOCK} ends
    * the forward there.
+   *
+   * `attentionFinal`: the block's q/k/v weights will not change any more,
+   * so an engine may keep each sample's attention output from this run and
+   * reuse it in later captures and in {@linkcode advance} (the CPU engine
+   * does, within its `attentionCacheBytes`).
    */
-  capture(block: BlockWeights, s: number, hook: LinearInputHook): void;
+  capture(block: BlockWeights, s: number, hook: LinearInputHook, attentionFinal?: boolean): void;
   /** Replaces every sample's activations with `block`'s output. */
   advance(block: BlockWeights): Promise<void>;
   /**
@@ -197,7 +202,20 @@ export interface CpuEngineOptions {
   wasm: QuantBackend;
   /** Longest sample (KV cache size). */
   maxLen: number;
+  /**
+   * Memory for keeping every sample's attention output of the current
+   * block between its true-sequential groups (default
+   * {@linkcode DEFAULT_ATTENTION_CACHE_BYTES}); when the outputs need more,
+   * or with 0, each run recomputes them. Results are identical either way.
+   */
+  attentionCacheBytes?: number;
 }
+
+/** Default {@linkcode CpuEngineOptions.attentionCacheBytes}: 1 GiB. */
+export const DEFAULT_ATTENTION_CACHE_BYTES = 2 ** 30;
+
+/** Counters for tests and benchmarks (process-wide): block runs that reused a kept attention output. */
+export const ENGINE_STATS: { attentionReused: number } = { attentionReused: 0 };
 
 /**
  * The CPU engine: host activations, Hessians and solves on the WASM solver
@@ -231,33 +249,66 @@ export async function createCpuEngine(o: CpuEngineOptions): Promise<QuantEngine>
     : await createParallelGptq(Math.max(1, o.threads ?? 2));
   const H = o.ctx.config.hiddenSize;
   const kvCols = o.ctx.config.numKvHeads * o.ctx.config.headDim;
+  const aCols = o.ctx.config.numHeads * o.ctx.config.headDim;
   const kCache = kernels.zeros(o.maxLen, kvCols), vCache = kernels.zeros(o.maxLen, kvCols);
+  const cacheBytes = o.attentionCacheBytes ?? DEFAULT_ATTENTION_CACHE_BYTES;
   // One block over one sample's host activations; the output comes back to the host.
+  // `cache`: that sample's kept attention output (null: compute it, and keep
+  // it through `keep` when given).
   const blockForward = (
     block: BlockWeights,
     x: Float32Array,
     rows: number,
     hook?: LinearInputHook,
+    cache?: { a: Float32Array | null; keep?: (a: Float32Array) => void },
   ): Float32Array => {
     const xt = kernels.upload(x, rows, H);
-    const y = runBlock(o.ctx, block, xt, kCache, vCache, 0, hook);
-    const out = readSync(y);
-    kernels.free(xt);
-    kernels.free(y);
-    return out;
+    const cached = cache?.a ? kernels.upload(cache.a, rows, aCols) : undefined;
+    if (cached) ENGINE_STATS.attentionReused++;
+    const keep = cache?.keep;
+    try {
+      const y = runBlock(o.ctx, block, xt, kCache, vCache, 0, hook, {
+        ...(cached ? { cached } : {}),
+        ...(keep ? { keep: (a) => keep(readSync(a).slice()) } : {}),
+      });
+      const out = readSync(y);
+      kernels.free(y);
+      return out;
+    } finally {
+      kernels.free(xt);
+      if (cached) kernels.free(cached);
+    }
   };
   const activations = (start: Float32Array[], lengths: readonly number[]): Activations => {
     let xs = start;
+    // Each sample's attention output of the current block, once its q/k/v are final.
+    const total = lengths.reduce((n, L) => n + L, 0) * aCols * 4;
+    const cacheOn = total <= cacheBytes;
+    let kept: (Float32Array | null)[] = [];
+    const reuse = (s: number) => ({
+      a: kept[s] ?? null,
+      keep: (a: Float32Array) => void (kept[s] = a),
+    });
     return {
-      capture(block, s, hook) {
+      capture(block, s, hook, attentionFinal) {
         try {
-          blockForward(block, xs[s]!, lengths[s]!, hook);
+          blockForward(
+            block,
+            xs[s]!,
+            lengths[s]!,
+            hook,
+            cacheOn && attentionFinal ? reuse(s) : undefined,
+          );
         } catch (e) {
           if (e !== STOP_BLOCK) throw e;
         }
       },
       advance(block) {
-        xs = xs.map((x, s) => blockForward(block, x, lengths[s]!));
+        // Every module is final now: a kept attention output stands for q/k/v.
+        xs = xs.map((x, s) =>
+          blockForward(block, x, lengths[s]!, undefined, kept[s] ? { a: kept[s]! } : undefined)
+        );
+        kept = [];
         return Promise.resolve();
       },
       save: (path) =>
@@ -269,6 +320,7 @@ export async function createCpuEngine(o: CpuEngineOptions): Promise<QuantEngine>
         ),
       free() {
         xs = [];
+        kept = [];
       },
     };
   };

@@ -178,6 +178,14 @@ export interface QuantizeOptions {
    * Hessian's factor (K² floats), so 1 is the lean choice when memory is tight.
    */
   threads?: number;
+  /**
+   * Memory (bytes) the CPU engine may use to keep each block's attention
+   * outputs of every sample between true-sequential groups, so that the
+   * groups after q/k/v (o, the MLP) and the next block's inputs skip q/k/v
+   * and attention; default 1 GiB, 0 turns it off. The checkpoint is
+   * byte-identical either way.
+   */
+  attentionCacheBytes?: number;
   /** An in-process solver for the CPU engine (default: WASM on Workers); not with a GPU backend. */
   solver?: QuantBackend;
   /** Progress: block `done` of `total` finished. */
@@ -630,6 +638,9 @@ async function createEngine(
     backend: kernels,
     ctx,
     threads: opts.threads,
+    ...(opts.attentionCacheBytes !== undefined
+      ? { attentionCacheBytes: opts.attentionCacheBytes }
+      : {}),
     ...(opts.solver ? { solver: opts.solver } : {}),
     wasm: opts.solver ?? await createWasmSolver(),
     maxLen,
@@ -659,6 +670,7 @@ async function quantizeGroup(
   linSpecs: LinearSpec[],
   modules: ModuleReport[],
   packed: NamedTensor[],
+  attentionFinal: boolean,
 ): Promise<void> {
   const { folder, plan, layer } = job;
   const c = plan.config;
@@ -691,7 +703,7 @@ async function quantizeGroup(
         if (!inputs.has(input)) return;
         gs.add(input, t, s);
         if (input === last) throw STOP_BLOCK;
-      });
+      }, attentionFinal);
       await gs.drain();
     }
     await gs.finish();
@@ -883,9 +895,14 @@ async function quantizeBlocks(
       const block = await loadBlock(folder, ctx, layer);
       const packed: NamedTensor[] = [];
       const job: BlockJob = { folder, plan, engine, kernels, acts, layer, log, sampleRss };
-      for (const group of groups) {
-        const linSpecs = group.map((name) => folder.arch.linears.find((l) => l.name === name)!);
-        await quantizeGroup(job, block, linSpecs, modules, packed);
+      const specs = groups.map((group) =>
+        group.map((name) => folder.arch.linears.find((l) => l.name === name)!)
+      );
+      for (const [gi, linSpecs] of specs.entries()) {
+        // Once no later group changes a module that reads attn_in (q/k/v),
+        // the attention output is final and the engine may keep it.
+        const attentionFinal = specs.slice(gi).every((g) => g.every((l) => l.input !== "attn_in"));
+        await quantizeGroup(job, block, linSpecs, modules, packed, attentionFinal);
       }
       for (const name of plan.skipped) {
         const l = folder.arch.linears.find((x) => x.name === name)!;

@@ -5,6 +5,7 @@ import { SafetensorsFile } from "../io/safetensors.ts";
 import { CausalLM } from "../runtime/model.ts";
 import { selectBackend } from "../backends/select.ts";
 import { quantizeModel } from "./quantize.ts";
+import { ENGINE_STATS } from "./_engine.ts";
 
 const DATA = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
 const GOLD = `${DATA}golden/models/`;
@@ -168,6 +169,42 @@ Deno.test("quantize: the 2-Worker path (Hessians on Worker 0) writes the same by
         assert.ok(Math.abs(m.loss! - l) <= 1e-9 * Math.abs(l), `${m.name}: loss ${m.loss} vs ${l}`);
         assert.ok(m.gptqError! > 0 && m.gptqError! < m.rtnError!, `${m.name}: GPTQ beats RTN`);
       }
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("quantize: keeping attention outputs between true-sequential groups writes the same bytes as recomputing them", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const cal = await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "calibration_ids");
+    const { backend: kernels } = await selectBackend("auto", { allowGpu: false });
+    for (const extra of [{}, { desc_act: true, bits: 3 }]) {
+      const cfg = { bits: 4, group_size: 32, dataset: cal, model_seqlen: 128, ...extra };
+      const what = JSON.stringify(extra);
+      const run = async (dir: string, attentionCacheBytes?: number) => {
+        const before = ENGINE_STATS.attentionReused;
+        const rep = await quantizeModel(`${GOLD}llama`, `${tmp}/${dir}`, cfg, {
+          backend: kernels,
+          force: true,
+          ...(attentionCacheBytes === undefined ? {} : { attentionCacheBytes }),
+        });
+        return { rep, reused: ENGINE_STATS.attentionReused - before };
+      };
+      const off = await run("off", 0);
+      const on = await run("on");
+      // o_proj's group, the MLP groups and the next block's inputs reuse it:
+      // 3 runs per sample and block (groups [q,k,v] [o] [up,gate] [down]).
+      const samples = cal.length, blocks = on.rep.modules.at(-1)!.layer + 1;
+      assert.equal(off.reused, 0, `${what}: nothing reused with 0 bytes`);
+      assert.equal(on.reused, 3 * samples * blocks, `${what}: reused runs`);
+      const a = await Deno.readFile(`${tmp}/off/model.safetensors`);
+      const b = await Deno.readFile(`${tmp}/on/model.safetensors`);
+      assert.equal(a.length, b.length, `${what}: sizes`);
+      assert.ok(a.every((v, i) => v === b[i]), `${what}: model.safetensors bytes differ`);
+      const strip = ({ seconds: _, ...m }: (typeof on.rep.modules)[number]) => m;
+      assert.deepEqual(on.rep.modules.map(strip), off.rep.modules.map(strip), what);
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });

@@ -271,8 +271,21 @@ function runMlp(
   return out;
 }
 
-/** Attention of a block on its (normed) input, appending to the caches; returns o_proj's output. */
-function runAttention(
+/**
+ * Reuse of a block's attention output (the input of o_proj, `[T, heads·D]`)
+ * across runs over the same input and the same q/k/v weights: quantization
+ * runs a block several times per sample (once per true-sequential group)
+ * and only the modules after attention change between those runs.
+ */
+export interface AttentionReuse {
+  /** The attention output of an earlier run: q/k/v, RoPE, the KV cache and attention are skipped. */
+  cached?: Tensor;
+  /** Called with the attention output when it is computed (before the `attn_out` hook). */
+  keep?: (a: Tensor) => void;
+}
+
+/** The attention output of a block on its (normed) input, appending to the caches. */
+function attentionOutput(
   ctx: BlockContext,
   roles: LinearRoles,
   block: BlockWeights,
@@ -280,12 +293,10 @@ function runAttention(
   kCache: Tensor,
   vCache: Tensor,
   past: number,
-  hook?: LinearInputHook,
 ): Tensor {
   const { backend: B, config: c, arch } = ctx;
   const lin = (name: string) => block.linears.get(name)!;
   const Hq = c.numHeads, Hkv = c.numKvHeads, D = c.headDim;
-  hook?.("attn_in", attnIn);
   let q: Tensor, k: Tensor, v: Tensor;
   if (roles.qkv) {
     const fused = B.linear(attnIn, lin(roles.qkv));
@@ -306,10 +317,32 @@ function runAttention(
   B.free(v);
   const a = B.attention(q, Hq, Hkv, D, kCache, vCache, past);
   B.free(q);
-  hook?.("attn_out", a);
-  const o = B.linear(a, lin(roles.o));
-  B.free(a);
-  return o;
+  return a;
+}
+
+/** Attention of a block on its (normed) input, appending to the caches; returns o_proj's output. */
+function runAttention(
+  ctx: BlockContext,
+  roles: LinearRoles,
+  block: BlockWeights,
+  attnIn: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  past: number,
+  hook?: LinearInputHook,
+  reuse?: AttentionReuse,
+): Tensor {
+  const B = ctx.backend;
+  hook?.("attn_in", attnIn);
+  const a = reuse?.cached ??
+    attentionOutput(ctx, roles, block, attnIn, kCache, vCache, past);
+  if (a !== reuse?.cached) reuse?.keep?.(a);
+  try {
+    hook?.("attn_out", a);
+    return B.linear(a, block.linears.get(roles.o)!);
+  } finally {
+    if (a !== reuse?.cached) B.free(a);
+  }
 }
 
 /**
@@ -328,6 +361,7 @@ function runAttention(
  * @param vCache This block's value cache.
  * @param past Tokens already in the cache.
  * @param hook Called with each linear input (for Hessian capture).
+ * @param reuse An attention output to use instead of computing it, or where to hand a computed one.
  * @returns The block's output `[T, hidden]` (a new tensor).
  */
 export function runBlock(
@@ -338,6 +372,7 @@ export function runBlock(
   vCache: Tensor,
   past: number,
   hook?: LinearInputHook,
+  reuse?: AttentionReuse,
 ): Tensor {
   const { backend: B, config: c, arch } = ctx;
   let roles = rolesCache.get(arch);
@@ -345,8 +380,12 @@ export function runBlock(
   const preLN = c.doLayerNormBefore;
 
   const attnIn = preLN ? norm(ctx, x, block.attnNorm) : x;
-  const o = runAttention(ctx, roles, block, attnIn, kCache, vCache, past, hook);
-  if (attnIn !== x) B.free(attnIn);
+  let o: Tensor;
+  try {
+    o = runAttention(ctx, roles, block, attnIn, kCache, vCache, past, hook, reuse);
+  } finally {
+    if (attnIn !== x) B.free(attnIn);
+  }
 
   if (arch.parallelResidual(c)) {
     const mlpIn = norm(ctx, x, block.mlpNorm);
