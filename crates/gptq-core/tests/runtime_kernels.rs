@@ -562,6 +562,7 @@ fn runtime_attention_causal_gqa_with_past() {
         (6, 4, 4, 16, 0),                          // prefill MHA
         (5, 6, 2, 20, 11),                         // chunked prefill with past, GQA 3
         (3, 4, 1, 7, 2),                           // MQA, odd head dim
+        (19, 9, 3, 64, 5),                         // SmolLM2's heads, several 4-row tiles
     ] {
         let s_max = past + t + 5;
         let q = rng.vec(t * hq * d, 2.0);

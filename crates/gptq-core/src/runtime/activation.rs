@@ -1,7 +1,7 @@
 // Copyright 2026 the GPTQ toolkit authors. MIT license.
 //! Element-wise activations, residual add and row softmax, all in place.
 
-use super::simd::F4;
+use super::simd::{exp4, F4};
 use super::{ensure, need, KernelError};
 
 /// Residual add: `dst[i] += src[i]` for `i < src.len()`.
@@ -189,17 +189,54 @@ pub fn softmax(x: &mut [f32], n: usize) -> Result<(), KernelError> {
 /// Softmax of one row in place (empty rows are left alone).
 #[inline]
 pub(crate) fn softmax_row(row: &mut [f32]) {
-    let mut mx = f32::NEG_INFINITY;
-    for &v in row.iter() {
-        mx = mx.max(v);
+    let n4 = row.len() / 4 * 4;
+    let p = row.as_mut_ptr();
+    let mut mx4 = F4::splat(f32::NEG_INFINITY);
+    // SAFETY: every vector access covers indices < n4 <= row.len().
+    unsafe {
+        for i in (0..n4).step_by(4) {
+            mx4 = mx4.max(F4::load(p.add(i)));
+        }
     }
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - mx).exp();
-        sum += *v;
+    let mut lanes = [0f32; 4];
+    // SAFETY: lanes holds 4 values.
+    unsafe { mx4.store(lanes.as_mut_ptr()) };
+    let mut mx = lanes
+        .iter()
+        .chain(&row[n4..])
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    if mx == f32::NEG_INFINITY {
+        mx = 0.0;
+    }
+    let (m4, mut s4) = (F4::splat(mx), F4::zero());
+    // SAFETY: as above.
+    unsafe {
+        for i in (0..n4).step_by(4) {
+            let e = exp4(F4::load(p.add(i)).sub(m4));
+            e.store(p.add(i));
+            s4 = s4.add(e);
+        }
+    }
+    let mut sum = s4.hsum();
+    for v in row[n4..].iter_mut() {
+        // The same exp as the vector lanes, for the tail too.
+        let mut t = [*v - mx; 4];
+        // SAFETY: t holds 4 values.
+        unsafe {
+            exp4(F4::load(t.as_ptr())).store(t.as_mut_ptr());
+        }
+        *v = t[0];
+        sum += t[0];
+    }
+    let inv = F4::splat(1.0 / sum);
+    // SAFETY: as above.
+    unsafe {
+        for i in (0..n4).step_by(4) {
+            F4::load(p.add(i)).mul(inv).store(p.add(i));
+        }
     }
     let inv = 1.0 / sum;
-    for v in row.iter_mut() {
+    for v in row[n4..].iter_mut() {
         *v *= inv;
     }
 }

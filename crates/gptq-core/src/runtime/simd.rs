@@ -71,6 +71,16 @@ mod imp {
         pub fn sub(self, o: Self) -> Self {
             F4(f32x4_sub(self.0, o.0))
         }
+        /// Lane-wise maximum; a NaN in `self` stays NaN.
+        #[inline(always)]
+        pub fn max(self, o: Self) -> Self {
+            F4(f32x4_pmax(self.0, o.0))
+        }
+        /// The lanes' bit patterns.
+        #[inline(always)]
+        pub fn bits(self) -> I4 {
+            I4(self.0)
+        }
         /// Four `u8` at `p` widened to f32.
         ///
         /// # Safety
@@ -159,6 +169,16 @@ mod imp {
         pub fn or(self, o: Self) -> Self {
             I4(v128_or(self.0, o.0))
         }
+        /// Wrapping lane-wise addition.
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            I4(i32x4_add(self.0, o.0))
+        }
+        /// The lanes as f32 bit patterns.
+        #[inline(always)]
+        pub fn to_bits_f32(self) -> F4 {
+            F4(self.0)
+        }
         /// Lanes (below 2^31) converted to f32.
         #[inline(always)]
         pub fn to_f32(self) -> F4 {
@@ -240,6 +260,19 @@ mod imp {
         pub fn sub(self, o: Self) -> Self {
             // SAFETY: SSE2 is part of the x86-64 baseline.
             F4(unsafe { _mm_sub_ps(self.0, o.0) })
+        }
+        /// Lane-wise maximum; a NaN in `self` stays NaN.
+        #[inline(always)]
+        pub fn max(self, o: Self) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline. maxps returns its
+            // second operand when either is NaN.
+            F4(unsafe { _mm_max_ps(o.0, self.0) })
+        }
+        /// The lanes' bit patterns.
+        #[inline(always)]
+        pub fn bits(self) -> I4 {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            I4(unsafe { _mm_castps_si128(self.0) })
         }
         /// Four `u8` at `p` widened to f32.
         ///
@@ -344,6 +377,18 @@ mod imp {
             // SAFETY: SSE2 is part of the x86-64 baseline.
             I4(unsafe { _mm_or_si128(self.0, o.0) })
         }
+        /// Wrapping lane-wise addition.
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            I4(unsafe { _mm_add_epi32(self.0, o.0) })
+        }
+        /// The lanes as f32 bit patterns.
+        #[inline(always)]
+        pub fn to_bits_f32(self) -> F4 {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            F4(unsafe { _mm_castsi128_ps(self.0) })
+        }
         /// Lanes (below 2^31) converted to f32.
         #[inline(always)]
         pub fn to_f32(self) -> F4 {
@@ -432,6 +477,22 @@ mod imp {
                 self.0[3] - o.0[3],
             ])
         }
+        /// Lane-wise maximum; a NaN in `self` stays NaN.
+        #[inline(always)]
+        pub fn max(self, o: Self) -> Self {
+            F4(core::array::from_fn(|i| {
+                if self.0[i] < o.0[i] {
+                    o.0[i]
+                } else {
+                    self.0[i]
+                }
+            }))
+        }
+        /// The lanes' bit patterns.
+        #[inline(always)]
+        pub fn bits(self) -> I4 {
+            I4(self.0.map(f32::to_bits))
+        }
         /// Four `u8` at `p` widened to f32.
         ///
         /// # Safety
@@ -516,6 +577,16 @@ mod imp {
                 self.0[3] | o.0[3],
             ])
         }
+        /// Wrapping lane-wise addition.
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            I4(core::array::from_fn(|i| self.0[i].wrapping_add(o.0[i])))
+        }
+        /// The lanes as f32 bit patterns.
+        #[inline(always)]
+        pub fn to_bits_f32(self) -> F4 {
+            F4(self.0.map(f32::from_bits))
+        }
         /// Lanes (below 2^31) converted to f32.
         #[inline(always)]
         pub fn to_f32(self) -> F4 {
@@ -525,6 +596,36 @@ mod imp {
 }
 
 pub(crate) use imp::{F4, I4};
+
+/// `e^x` in every lane, for `x ≤ 88` (below −87 it returns `e^−87`, about
+/// 1.6e−38). Cody–Waite reduction `x = n·ln 2 + r` with `n` rounded to
+/// nearest (the `1.5·2^23` trick), Cephes' degree-6 polynomial for `e^r` on
+/// `|r| ≤ ln 2 / 2`, and `2^n` put into the exponent bits: within 2 ulp of
+/// the true value over that range.
+#[inline(always)]
+pub(crate) fn exp4(x: F4) -> F4 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    let x = x.max(F4::splat(-87.0));
+    let t = x
+        .mul(F4::splat(core::f32::consts::LOG2_E))
+        .add(F4::splat(MAGIC));
+    let n = t.sub(F4::splat(MAGIC));
+    let r = x
+        .sub(n.mul(F4::splat(0.693_359_4)))
+        .sub(n.mul(F4::splat(-2.121_944_4e-4)));
+    let mut p = F4::splat(1.987_569_1e-4);
+    for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        p = F4::splat(c).fma(p, r);
+    }
+    let y = F4::splat(1.0).add(r).add(p.mul(r.mul(r)));
+    // t's low mantissa bits hold n (two's complement around MAGIC's bits).
+    let e = t
+        .bits()
+        .add(I4::splat((127u32).wrapping_sub(MAGIC.to_bits())))
+        .shl(23)
+        .to_bits_f32();
+    y.mul(e)
+}
 
 /// Dot product of two equally long slices with four independent vector
 /// accumulators (the tail runs scalar).
@@ -574,5 +675,33 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     while i < n {
         y[i] += a * x[i];
         i += 1;
+    }
+}
+
+#[cfg(test)]
+mod exp_tests {
+    use super::{exp4, F4};
+
+    fn exp1(x: f32) -> f32 {
+        let mut t = [x; 4];
+        // SAFETY: t holds 4 values.
+        unsafe { exp4(F4::load(t.as_ptr())).store(t.as_mut_ptr()) };
+        t[0]
+    }
+
+    #[test]
+    fn exp4_within_2_ulp_of_f64() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            let (got, want) = (exp1(x) as f64, (x as f64).exp());
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.000_37 * (1.0 + x.abs());
+        }
+        // 2 ulp of f32 is 2^-22 relative at worst.
+        assert!(worst <= 2f64.powi(-22), "max relative error {worst:e}");
+        assert_eq!(exp1(0.0), 1.0);
+        assert_eq!(exp1(-1000.0), exp1(-87.0));
+        assert!(exp1(f32::NAN).is_nan());
     }
 }
