@@ -49,8 +49,16 @@ export const CTL = {
   STATUS: 5,
   /** 0 = starting, 1 = ready, 2 = failed to start (message on the port). */
   READY: 6,
-  /** Slots in use. */
-  SIZE: 8,
+  /** ATTENTION: query heads. */
+  HQ: 8,
+  /** ATTENTION: KV heads. */
+  HKV: 9,
+  /** ATTENTION: head dimension. */
+  D: 10,
+  /** ATTENTION: cached positions before the Worker's first query row. */
+  PAST: 11,
+  /** Slots in use (the last one is the Worker's nap word). */
+  SIZE: 16,
 } as const;
 
 /** Opcodes. */
@@ -63,6 +71,11 @@ export const OP = {
   RELEASE: 3,
   /** Leave the command loop. */
   EXIT: 4,
+  /**
+   * Causal attention of M query rows: x holds `q [M, HQ·D]`, then the key
+   * and value caches `[PAST + M, HKV·D]` each; y gets `[M, HQ·D]`.
+   */
+  ATTENTION: 5,
 } as const;
 
 /** Messages on the port, caller → Worker (internal protocol). */
@@ -92,10 +105,16 @@ export interface InitMessage {
 }
 
 /** Counters for tests and benchmarks (process-wide). */
-export const SYNC_POOL_STATS: { started: number; closed: number; linearCalls: number } = {
+export const SYNC_POOL_STATS: {
+  started: number;
+  closed: number;
+  linearCalls: number;
+  attentionCalls: number;
+} = {
   started: 0,
   closed: 0,
   linearCalls: 0,
+  attentionCalls: 0,
 };
 
 /** Options of {@linkcode SyncWorker.start}. */
@@ -148,6 +167,33 @@ export interface GptqHalf {
   act: number;
   /** Bias of the half, or null. */
   bias: Float32Array | null;
+}
+
+/**
+ * Row boundaries `[0, b1, …, T]` that give `parts` threads about equal
+ * causal attention work (row `r` reads `past + r + 1` keys), every part at
+ * least 2 rows (a 1-row call takes the decode path, which sums scores in
+ * another order); `[0, T]` when that is not possible.
+ *
+ * @example
+ * ```ts
+ * import { attentionBounds } from "./_sync_pool.ts";
+ * console.log(attentionBounds(64, 0, 2)); // [ 0, 46, 64 ]
+ * ```
+ */
+export function attentionBounds(T: number, past: number, parts: number): number[] {
+  if (parts < 2 || T < 2 * parts) return [0, T];
+  const cum = (r: number) => r * past + (r * (r + 1)) / 2;
+  const b = [0];
+  for (let p = 1; p < parts; p++) {
+    const target = (p / parts) * cum(T);
+    let r = b.at(-1)! + 2;
+    while (r < T && cum(r) < target) r++;
+    b.push(r);
+  }
+  b.push(T);
+  for (let i = 1; i < b.length; i++) if (b[i]! - b[i - 1]! < 2) return [0, T];
+  return b;
 }
 
 const WORKER_URL = new URL("./_sync_worker.ts", import.meta.url);
@@ -505,11 +551,86 @@ export class SyncWorker {
    */
   begin(handle: number, x: Float32Array, M: number, K: number, rows: number, name?: string): void {
     this.#sync();
-    const nx = M * K, ny = M * rows;
+    const nx = M * K;
     const shared = x.buffer instanceof SharedArrayBuffer && x.byteOffset === 0 && x.length >= nx;
+    this.#buffers(nx, M * rows, shared ? x : null);
+    if (!shared) this.#x.set(nx === x.length ? x : x.subarray(0, nx));
+    SYNC_POOL_STATS.linearCalls++;
+    this.#issue(OP.LINEAR, handle, M, name);
+  }
+
+  /**
+   * Starts the Worker on causal attention for `M` query rows whose first
+   * sits at position `past` (the caches must hold positions
+   * `0..past + M`); pair with {@linkcode SyncWorker.finish}, then
+   * {@linkcode SyncWorker.copyAttention}. The Worker runs the same kernel as
+   * this thread, so its rows are bit-identical to a one-thread call.
+   *
+   * @example
+   * ```ts ignore
+   * sw.beginAttention(q.subarray(t0 * Hq * D), kCache, vCache, T - t0, Hq, Hkv, D, past + t0);
+   * ```
+   *
+   * @param q Query rows `[M, Hq·D]` (RoPE applied).
+   * @param kCache Key cache `[≥ past + M, Hkv·D]`.
+   * @param vCache Value cache, the same shape.
+   * @param M Query rows.
+   * @param Hq Query heads.
+   * @param Hkv KV heads.
+   * @param D Head dimension.
+   * @param past Cached positions before the first query row.
+   */
+  beginAttention(
+    q: Float32Array,
+    kCache: Float32Array,
+    vCache: Float32Array,
+    M: number,
+    Hq: number,
+    Hkv: number,
+    D: number,
+    past: number,
+  ): void {
+    this.#sync();
+    const nq = M * Hq * D, nkv = (past + M) * Hkv * D;
+    this.#buffers(nq + 2 * nkv, nq, null);
+    const x = this.#x;
+    x.set(q.subarray(0, nq));
+    x.set(kCache.subarray(0, nkv), nq);
+    x.set(vCache.subarray(0, nkv), nq + nkv);
+    const c = this.#ctl;
+    c[CTL.HQ] = Hq;
+    c[CTL.HKV] = Hkv;
+    c[CTL.D] = D;
+    c[CTL.PAST] = past;
+    SYNC_POOL_STATS.attentionCalls++;
+    this.#issue(OP.ATTENTION, 0, M, "attention");
+  }
+
+  /**
+   * Copies the Worker's attention rows (`n` floats) into `out` at `offset`.
+   *
+   * @example
+   * ```ts ignore
+   * sw.copyAttention(out, t0 * Hq * D, (T - t0) * Hq * D);
+   * ```
+   *
+   * @param out The full attention output.
+   * @param offset Where the Worker's rows go.
+   * @param n Floats to copy.
+   */
+  copyAttention(out: Float32Array, offset: number, n: number): void {
+    out.set(this.#y.subarray(0, n), offset);
+  }
+
+  /**
+   * Makes the shared regions hold `nx` inputs (in `x` itself when `x` is
+   * given: a caller's shared buffer) and `ny` outputs, telling the Worker
+   * about new buffers.
+   */
+  #buffers(nx: number, ny: number, x: Float32Array | null): void {
     const grow = (have: number, need: number) => Math.max(need, Math.min(2 * have, need * 4));
     let xs = this.#x, ys = this.#y;
-    if (shared) {
+    if (x) {
       if (x.buffer !== xs.buffer) xs = new Float32Array(x.buffer);
     } else if (!this.#xOwned || xs.length < nx) {
       xs = new Float32Array(new SharedArrayBuffer(4 * grow(this.#xOwned ? xs.length : 0, nx)));
@@ -518,7 +639,7 @@ export class SyncWorker {
     if (xs !== this.#x || ys !== this.#y) {
       this.#x = xs;
       this.#y = ys;
-      this.#xOwned = !shared;
+      this.#xOwned = x === null;
       const msg: PortMessage = {
         op: "buffers",
         x: xs.buffer as SharedArrayBuffer,
@@ -528,9 +649,6 @@ export class SyncWorker {
       this.#issue(OP.MESSAGE, 0, 0, "growing the shared buffers");
       this.#sync();
     }
-    if (!shared) this.#x.set(nx === x.length ? x : x.subarray(0, nx));
-    SYNC_POOL_STATS.linearCalls++;
-    this.#issue(OP.LINEAR, handle, M, name);
   }
 
   /**

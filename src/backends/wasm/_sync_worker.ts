@@ -80,6 +80,13 @@ function serve(init: InitMessage): void {
   const weights = new Map<number, glue.WeightBuf>();
   let xs: Float32Array = new Float32Array(0), ys: Float32Array = new Float32Array(0);
   let xBuf = new glue.F32Buf(1), yBuf = new glue.F32Buf(1);
+  let kBuf = new glue.F32Buf(1), vBuf = new glue.F32Buf(1);
+  /** `b` if it holds `n` floats, else a new buffer of `n` (`b` freed). */
+  const atLeast = (b: glue.F32Buf, n: number): glue.F32Buf => {
+    if (b.len() >= n) return b;
+    b.free();
+    return new glue.F32Buf(n);
+  };
 
   const receive = (): PortMessage => {
     for (let i = 0; i < 1000; i++) {
@@ -108,6 +115,21 @@ function serve(init: InitMessage): void {
     ys.set(new Float32Array(memory.buffer, yBuf.ptr(), ny));
   };
 
+  const attention = (M: number): void => {
+    const Hq = ctl[CTL.HQ]!, Hkv = ctl[CTL.HKV]!, D = ctl[CTL.D]!, past = ctl[CTL.PAST]!;
+    const nq = M * Hq * D, nkv = (past + M) * Hkv * D;
+    xBuf = atLeast(xBuf, nq);
+    kBuf = atLeast(kBuf, nkv);
+    vBuf = atLeast(vBuf, nkv);
+    yBuf = atLeast(yBuf, nq);
+    // Views after the allocations (which may grow wasm memory).
+    new Float32Array(memory.buffer, xBuf.ptr(), nq).set(xs.subarray(0, nq));
+    new Float32Array(memory.buffer, kBuf.ptr(), nkv).set(xs.subarray(nq, nq + nkv));
+    new Float32Array(memory.buffer, vBuf.ptr(), nkv).set(xs.subarray(nq + nkv, nq + 2 * nkv));
+    glue.Kernels.attention(xBuf, M, Hq, D, kBuf, vBuf, Hkv, past, 1 / Math.sqrt(D), yBuf);
+    ys.set(new Float32Array(memory.buffer, yBuf.ptr(), nq));
+  };
+
   Atomics.store(ctl, CTL.READY, 1);
   Atomics.notify(ctl, CTL.READY);
   let last = 0;
@@ -123,6 +145,8 @@ function serve(init: InitMessage): void {
     try {
       if (op === OP.LINEAR) {
         linear(handle, ctl[CTL.M]!);
+      } else if (op === OP.ATTENTION) {
+        attention(ctl[CTL.M]!);
       } else if (op === OP.MESSAGE) {
         const m = receive();
         if (m.op === "load" || m.op === "loadGptq") {
@@ -152,6 +176,8 @@ function serve(init: InitMessage): void {
   weights.clear();
   xBuf.free();
   yBuf.free();
+  kBuf.free();
+  vBuf.free();
   port.close();
 }
 

@@ -7,7 +7,7 @@ import { SafetensorsFile } from "../../io/safetensors.ts";
 import { CausalLM } from "../../runtime/model.ts";
 import { loadWasm } from "../../wasm/mod.ts";
 import { createWasmKernels } from "./wasm_kernels.ts";
-import { sliceHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
+import { attentionBounds, sliceHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
 
 const GOLDEN = fileURLToPath(new URL("../../../../shared/data/golden/models/", import.meta.url));
 /** The backend name of the module this process loads (GPTQ_WASM_SIMD picks it). */
@@ -136,4 +136,77 @@ Deno.test("2-thread kernels: misuse is a GptqError, dispose stops the Worker", a
     (e: unknown) => e instanceof GptqError && /closed/.test(e.message),
   );
   k.release(h); // still frees this thread's half
+});
+
+Deno.test("attentionBounds balances causal work and never leaves a part under 2 rows", () => {
+  assert.deepEqual(attentionBounds(64, 0, 1), [0, 64]);
+  assert.deepEqual(attentionBounds(3, 0, 2), [0, 3]);
+  // A balanced cut of 4 rows would leave the last part 1 row (the decode path): refused.
+  assert.deepEqual(attentionBounds(4, 0, 2), [0, 4]);
+  for (const [T, past, parts] of [[64, 0, 2], [77, 9, 2], [100, 0, 3], [40, 500, 4]]) {
+    const b = attentionBounds(T!, past!, parts!);
+    assert.equal(b.length, parts! + 1, `${T}/${past}/${parts}: parts`);
+    assert.equal(b[0], 0);
+    assert.equal(b.at(-1), T);
+    const work = (r0: number, r1: number) => {
+      let w = 0;
+      for (let r = r0; r < r1; r++) w += past! + r + 1;
+      return w;
+    };
+    const ws = b.slice(1).map((e, i) => work(b[i]!, e));
+    for (let i = 1; i < b.length; i++) {
+      assert.ok(b[i]! - b[i - 1]! >= 2, `${T}/${past}/${parts}: ${b}`);
+    }
+    // Each part within one row's work of the fair share (T ≥ 16 per part).
+    if (T! >= 16 * parts!) {
+      const fair = work(0, T!) / parts!, row = past! + T!;
+      for (const w of ws) {
+        assert.ok(Math.abs(w - fair) <= row, `${T}/${past}/${parts}: ${ws} vs ${fair}`);
+      }
+    }
+  }
+});
+
+Deno.test("attention split over the helper Workers equals one thread bit for bit", async () => {
+  const k1 = await createWasmKernels({ threads: 1 });
+  for (const threads of [2, 3]) {
+    const k = await createWasmKernels({ threads, minSplit: 0 });
+    // A split linear starts the helpers; attention uses the running ones.
+    const N = 256, K = 64;
+    const w = new Float32Array(N * K).map((_, i) => ((i * 37) % 101) / 101 - 0.5);
+    const h = k.linearFromDense(
+      { dtype: "F32", shape: [N, K], data: new Uint8Array(w.buffer) },
+      null,
+      false,
+    );
+    try {
+      for (
+        const [T, past, Hq, Hkv, D] of [[40, 0, 9, 3, 64], [77, 9, 4, 4, 16], [33, 5, 2, 1, 7], [
+          31,
+          0,
+          9,
+          3,
+          64,
+        ]]
+      ) {
+        const q = new Float32Array(T! * Hq! * D!).map((_, i) => Math.sin(i * 0.37));
+        const n = (past! + T! + 3) * Hkv! * D!;
+        const kc = new Float32Array(n).map((_, i) => Math.cos(i * 0.11));
+        const vc = new Float32Array(n).map((_, i) => Math.sin(i * 0.05));
+        const before = SYNC_POOL_STATS.attentionCalls;
+        const y = k.attention(q, T!, Hq!, Hkv!, D!, kc, vc, past!);
+        const split = SYNC_POOL_STATS.attentionCalls - before;
+        assert.equal(split, T! >= 32 ? threads - 1 : 0, `threads ${threads}, T ${T}: helper calls`);
+        assertBitEqual(
+          y,
+          k1.attention(q, T!, Hq!, Hkv!, D!, kc, vc, past!),
+          `threads ${threads}, T ${T}, past ${past}`,
+        );
+      }
+    } finally {
+      k.release(h);
+      k.dispose?.();
+    }
+  }
+  k1.dispose?.();
 });

@@ -36,6 +36,7 @@ import * as glue from "../../wasm/_generated/gptq_wasm.internal.js";
 import type { LinearHandle, QuantLinearSource } from "../backend.ts";
 import type { Kernels } from "../host_kernels.ts";
 import {
+  attentionBounds,
   type GptqHalf,
   halfBytes,
   type HalfWeight,
@@ -220,6 +221,9 @@ function withBufs<T>(arrays: Float32Array[], f: (bufs: glue.F32Buf[]) => T): T {
 }
 
 /** Runs `f` on wasm copies of `inputs` and a fresh `outLen` output buffer; returns the output. */
+/** Query rows from which attention is split over the helper Workers. */
+const ATTENTION_SPLIT_ROWS = 32;
+
 function compute(
   inputs: Float32Array[],
   outLen: number,
@@ -488,13 +492,42 @@ export async function createWasmKernels(opts: WasmKernelsOptions = {}): Promise<
       });
     },
     attention(q, T, Hq, Hkv, D, kCache, vCache, past) {
-      const n = (past + T) * Hkv * D;
-      return compute(
-        [q, kCache.subarray(0, n), vCache.subarray(0, n)],
-        T * Hq * D,
-        ([qb, kb, vb], out) =>
-          glue.Kernels.attention(qb!, T, Hq, D, kb!, vb!, Hkv, past, 1 / Math.sqrt(D), out),
-      );
+      // Rows t0..t0+t on this thread (their first at position past + t0).
+      const here = (t0: number, t: number) => {
+        const n = (past + t0 + t) * Hkv * D;
+        return compute(
+          [
+            q.subarray(t0 * Hq * D, (t0 + t) * Hq * D),
+            kCache.subarray(0, n),
+            vCache.subarray(0, n),
+          ],
+          t * Hq * D,
+          ([qb, kb, vb], out) =>
+            glue.Kernels.attention(qb!, t, Hq, D, kb!, vb!, Hkv, past + t0, 1 / Math.sqrt(D), out),
+        );
+      };
+      // A long prefill splits its query rows over the running helpers (rows
+      // are independent, so the result is bit-identical to one thread).
+      const sws = T >= ATTENTION_SPLIT_ROWS
+        ? helpers.filter((h): h is SyncWorker => h != null && !h.closed)
+        : [];
+      const b = attentionBounds(T, past, sws.length + 1);
+      if (b.length === 2) return here(0, T);
+      const HD = Hq * D;
+      for (let i = 0; i + 2 < b.length; i++) {
+        const t0 = b[i + 1]!, t1 = b[i + 2]!;
+        sws[i]!.beginAttention(q.subarray(t0 * HD), kCache, vCache, t1 - t0, Hq, Hkv, D, past + t0);
+      }
+      const out = new Float32Array(T * HD);
+      try {
+        out.set(here(0, b[1]!));
+      } finally {
+        for (let i = 0; i + 2 < b.length; i++) sws[i]!.finish();
+      }
+      for (let i = 0; i + 2 < b.length; i++) {
+        sws[i]!.copyAttention(out, b[i + 1]! * HD, (b[i + 2]! - b[i + 1]!) * HD);
+      }
+      return out;
     },
     activate(x, name) {
       const kind = act(name);
