@@ -203,10 +203,11 @@ export interface CpuEngineOptions {
   /** Longest sample (KV cache size). */
   maxLen: number;
   /**
-   * Memory for keeping every sample's attention output of the current
-   * block between its true-sequential groups (default
-   * {@linkcode DEFAULT_ATTENTION_CACHE_BYTES}); when the outputs need more,
-   * or with 0, each run recomputes them. Results are identical either way.
+   * Memory for keeping the samples' attention outputs of the current block
+   * between its true-sequential groups (default
+   * {@linkcode DEFAULT_ATTENTION_CACHE_BYTES}): samples are kept in order
+   * while they fit, the others recomputed (all of them with 0). Results are
+   * identical either way.
    */
   attentionCacheBytes?: number;
 }
@@ -282,12 +283,18 @@ export async function createCpuEngine(o: CpuEngineOptions): Promise<QuantEngine>
   const activations = (start: Float32Array[], lengths: readonly number[]): Activations => {
     let xs = start;
     // Each sample's attention output of the current block, once its q/k/v are final.
-    const total = lengths.reduce((n, L) => n + L, 0) * aCols * 4;
-    const cacheOn = total <= cacheBytes;
+    // Samples are kept in order while they fit in `cacheBytes`; the rest
+    // are recomputed (so a budget smaller than all of them still saves its share).
     let kept: (Float32Array | null)[] = [];
+    let keptBytes = 0;
+    const fits = (s: number) => keptBytes + lengths[s]! * aCols * 4 <= cacheBytes;
     const reuse = (s: number) => ({
       a: kept[s] ?? null,
-      keep: (a: Float32Array) => void (kept[s] = a),
+      keep: (a: Float32Array) => {
+        if (kept[s] || !fits(s)) return;
+        kept[s] = a;
+        keptBytes += a.byteLength;
+      },
     });
     return {
       capture(block, s, hook, attentionFinal) {
@@ -297,7 +304,7 @@ export async function createCpuEngine(o: CpuEngineOptions): Promise<QuantEngine>
             xs[s]!,
             lengths[s]!,
             hook,
-            cacheOn && attentionFinal ? reuse(s) : undefined,
+            attentionFinal && (kept[s] || fits(s)) ? reuse(s) : undefined,
           );
         } catch (e) {
           if (e !== STOP_BLOCK) throw e;
@@ -309,6 +316,7 @@ export async function createCpuEngine(o: CpuEngineOptions): Promise<QuantEngine>
           blockForward(block, x, lengths[s]!, undefined, kept[s] ? { a: kept[s]! } : undefined)
         );
         kept = [];
+        keptBytes = 0;
         return Promise.resolve();
       },
       save: (path) =>
@@ -321,6 +329,7 @@ export async function createCpuEngine(o: CpuEngineOptions): Promise<QuantEngine>
       free() {
         xs = [];
         kept = [];
+        keptBytes = 0;
       },
     };
   };

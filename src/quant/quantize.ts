@@ -180,10 +180,10 @@ export interface QuantizeOptions {
   threads?: number;
   /**
    * Memory (bytes) the CPU engine may use to keep each block's attention
-   * outputs of every sample between true-sequential groups, so that the
-   * groups after q/k/v (o, the MLP) and the next block's inputs skip q/k/v
-   * and attention; default 1 GiB, 0 turns it off. The checkpoint is
-   * byte-identical either way.
+   * outputs between true-sequential groups, so that the groups after q/k/v
+   * (o, the MLP) and the next block's inputs skip q/k/v and attention for
+   * the samples kept (in order, while they fit); default 1 GiB, 0 turns it
+   * off. The checkpoint is byte-identical either way.
    */
   attentionCacheBytes?: number;
   /** An in-process solver for the CPU engine (default: WASM on Workers); not with a GPU backend. */

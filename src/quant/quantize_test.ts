@@ -194,17 +194,24 @@ Deno.test("quantize: keeping attention outputs between true-sequential groups wr
       };
       const off = await run("off", 0);
       const on = await run("on");
+      // Room for exactly 2 samples' attention outputs (every sample is 128 rows).
+      const hidden = 4 * 128 * on.rep.modules.find((m) => m.name.endsWith("o_proj"))!.K;
+      const part = await run("part", 2 * hidden);
       // o_proj's group, the MLP groups and the next block's inputs reuse it:
       // 3 runs per sample and block (groups [q,k,v] [o] [up,gate] [down]).
       const samples = cal.length, blocks = on.rep.modules.at(-1)!.layer + 1;
+      assert.ok(samples > 2, "the partial budget must leave samples out");
       assert.equal(off.reused, 0, `${what}: nothing reused with 0 bytes`);
       assert.equal(on.reused, 3 * samples * blocks, `${what}: reused runs`);
+      assert.equal(part.reused, 3 * 2 * blocks, `${what}: reused runs within 2 samples' budget`);
       const a = await Deno.readFile(`${tmp}/off/model.safetensors`);
-      const b = await Deno.readFile(`${tmp}/on/model.safetensors`);
-      assert.equal(a.length, b.length, `${what}: sizes`);
-      assert.ok(a.every((v, i) => v === b[i]), `${what}: model.safetensors bytes differ`);
       const strip = ({ seconds: _, ...m }: (typeof on.rep.modules)[number]) => m;
-      assert.deepEqual(on.rep.modules.map(strip), off.rep.modules.map(strip), what);
+      for (const [dir, r] of [["on", on], ["part", part]] as const) {
+        const b = await Deno.readFile(`${tmp}/${dir}/model.safetensors`);
+        assert.equal(a.length, b.length, `${what} ${dir}: sizes`);
+        assert.ok(a.every((v, i) => v === b[i]), `${what} ${dir}: model.safetensors bytes differ`);
+        assert.deepEqual(r.rep.modules.map(strip), off.rep.modules.map(strip), `${what} ${dir}`);
+      }
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });
