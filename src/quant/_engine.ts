@@ -21,6 +21,7 @@ import {
   type BlockWeights,
   type LinearInput,
   type LinearInputHook,
+  type Reuse,
   runBlock,
 } from "../runtime/model.ts";
 import {
@@ -47,12 +48,13 @@ export interface Activations {
    * with each linear input; a hook that throws {@linkcode STOP_BLOCK} ends
    * the forward there.
    *
-   * `attentionFinal`: the block's q/k/v weights will not change any more,
-   * so an engine may keep each sample's attention output from this run and
-   * reuse it in later captures and in {@linkcode advance} (the CPU engine
-   * does, within its `attentionCacheBytes`).
+   * `final`: which intermediates this run computes with weights that will
+   * not change any more (the attention output once q/k/v are quantized, the
+   * MLP's intermediate once everything up to gate/up is), so an engine may
+   * keep them from this run and reuse them in later captures and in
+   * {@linkcode advance} (the CPU engine does, within its `attentionCacheBytes`).
    */
-  capture(block: BlockWeights, s: number, hook: LinearInputHook, attentionFinal?: boolean): void;
+  capture(block: BlockWeights, s: number, hook: LinearInputHook, final?: FinalIntermediates): void;
   /** Replaces every sample's activations with `block`'s output. */
   advance(block: BlockWeights): Promise<void>;
   /**
@@ -62,6 +64,14 @@ export interface Activations {
   save(path: string): Promise<void>;
   /** Frees them. */
   free(): void;
+}
+
+/** Which intermediates of a block run are final (see {@linkcode Activations.capture}). */
+export interface FinalIntermediates {
+  /** The attention output (q/k/v will not change). */
+  attention: boolean;
+  /** The MLP's intermediate (q/k/v, o and gate/up will not change). */
+  mlpMid: boolean;
 }
 
 /** One module to solve. */
@@ -215,8 +225,17 @@ export interface CpuEngineOptions {
 /** Default {@linkcode CpuEngineOptions.attentionCacheBytes}: 1 GiB. */
 export const DEFAULT_ATTENTION_CACHE_BYTES = 2 ** 30;
 
-/** Counters for tests and benchmarks (process-wide): block runs that reused a kept attention output. */
-export const ENGINE_STATS: { attentionReused: number } = { attentionReused: 0 };
+/** Counters for tests and benchmarks (process-wide): block runs that reused a kept intermediate. */
+export const ENGINE_STATS: { attentionReused: number; mlpMidReused: number } = {
+  attentionReused: 0,
+  mlpMidReused: 0,
+};
+
+/** Kept intermediates of one sample (host copies). */
+interface Kept {
+  attention?: Float32Array;
+  mlpMid?: Float32Array;
+}
 
 /**
  * The CPU engine: host activations, Hessians and solves on the WASM solver
@@ -250,71 +269,67 @@ export async function createCpuEngine(o: CpuEngineOptions): Promise<QuantEngine>
     : await createParallelGptq(Math.max(1, o.threads ?? 2));
   const H = o.ctx.config.hiddenSize;
   const kvCols = o.ctx.config.numKvHeads * o.ctx.config.headDim;
-  const aCols = o.ctx.config.numHeads * o.ctx.config.headDim;
   const kCache = kernels.zeros(o.maxLen, kvCols), vCache = kernels.zeros(o.maxLen, kvCols);
   const cacheBytes = o.attentionCacheBytes ?? DEFAULT_ATTENTION_CACHE_BYTES;
   // One block over one sample's host activations; the output comes back to the host.
-  // `cache`: that sample's kept attention output (null: compute it, and keep
-  // it through `keep` when given).
+  // `kept`: that sample's kept intermediates (used instead of computing
+  // them); `keep(which, t)`: called with the final ones this run computes.
   const blockForward = (
     block: BlockWeights,
     x: Float32Array,
     rows: number,
     hook?: LinearInputHook,
-    cache?: { a: Float32Array | null; keep?: (a: Float32Array) => void },
+    kept?: Kept,
+    keep?: (which: keyof Kept, t: Tensor) => void,
   ): Float32Array => {
     const xt = kernels.upload(x, rows, H);
-    const cached = cache?.a ? kernels.upload(cache.a, rows, aCols) : undefined;
-    if (cached) ENGINE_STATS.attentionReused++;
-    const keep = cache?.keep;
+    const up = (v: Float32Array | undefined) =>
+      v ? kernels.upload(v, rows, v.length / rows) : undefined;
+    const ca = up(kept?.attention), cm = up(kept?.mlpMid);
+    if (ca) ENGINE_STATS.attentionReused++;
+    if (cm) ENGINE_STATS.mlpMidReused++;
+    const reuse = (which: keyof Kept, cached: Tensor | undefined): Reuse => ({
+      ...(cached ? { cached } : {}),
+      ...(keep ? { keep: (t: Tensor) => keep(which, t) } : {}),
+    });
     try {
       const y = runBlock(o.ctx, block, xt, kCache, vCache, 0, hook, {
-        ...(cached ? { cached } : {}),
-        ...(keep ? { keep: (a) => keep(readSync(a).slice()) } : {}),
+        attention: reuse("attention", ca),
+        mlpMid: reuse("mlpMid", cm),
       });
       const out = readSync(y);
       kernels.free(y);
       return out;
     } finally {
       kernels.free(xt);
-      if (cached) kernels.free(cached);
+      if (ca) kernels.free(ca);
+      if (cm) kernels.free(cm);
     }
   };
   const activations = (start: Float32Array[], lengths: readonly number[]): Activations => {
     let xs = start;
-    // Each sample's attention output of the current block, once its q/k/v are final.
-    // Samples are kept in order while they fit in `cacheBytes`; the rest
-    // are recomputed (so a budget smaller than all of them still saves its share).
-    let kept: (Float32Array | null)[] = [];
+    // The current block's final intermediates, per sample, kept in the order
+    // they are computed while they fit in `cacheBytes`; the rest are
+    // recomputed (so a budget smaller than all of them still saves its share).
+    let kept: Kept[] = [];
     let keptBytes = 0;
-    const fits = (s: number) => keptBytes + lengths[s]! * aCols * 4 <= cacheBytes;
-    const reuse = (s: number) => ({
-      a: kept[s] ?? null,
-      keep: (a: Float32Array) => {
-        if (kept[s] || !fits(s)) return;
-        kept[s] = a;
-        keptBytes += a.byteLength;
-      },
-    });
     return {
-      capture(block, s, hook, attentionFinal) {
+      capture(block, s, hook, final) {
+        const k = kept[s] ??= {};
+        const keep = (which: keyof Kept, t: Tensor) => {
+          if (!final?.[which] || k[which] || keptBytes + 4 * t.rows * t.cols > cacheBytes) return;
+          k[which] = readSync(t).slice();
+          keptBytes += 4 * t.rows * t.cols;
+        };
         try {
-          blockForward(
-            block,
-            xs[s]!,
-            lengths[s]!,
-            hook,
-            attentionFinal && (kept[s] || fits(s)) ? reuse(s) : undefined,
-          );
+          blockForward(block, xs[s]!, lengths[s]!, hook, k, final ? keep : undefined);
         } catch (e) {
           if (e !== STOP_BLOCK) throw e;
         }
       },
       advance(block) {
-        // Every module is final now: a kept attention output stands for q/k/v.
-        xs = xs.map((x, s) =>
-          blockForward(block, x, lengths[s]!, undefined, kept[s] ? { a: kept[s]! } : undefined)
-        );
+        // Every module is final now: kept intermediates stand for what computes them.
+        xs = xs.map((x, s) => blockForward(block, x, lengths[s]!, undefined, kept[s]));
         kept = [];
         keptBytes = 0;
         return Promise.resolve();

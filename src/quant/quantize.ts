@@ -61,6 +61,7 @@ import { createDeviceEngine, deviceEngineKind } from "./_device_engine.ts";
 import {
   type Activations,
   createCpuEngine,
+  type FinalIntermediates,
   gatherRows,
   type GroupSolver,
   type QuantEngine,
@@ -670,7 +671,7 @@ async function quantizeGroup(
   linSpecs: LinearSpec[],
   modules: ModuleReport[],
   packed: NamedTensor[],
-  attentionFinal: boolean,
+  final: FinalIntermediates,
 ): Promise<void> {
   const { folder, plan, layer } = job;
   const c = plan.config;
@@ -703,7 +704,7 @@ async function quantizeGroup(
         if (!inputs.has(input)) return;
         gs.add(input, t, s);
         if (input === last) throw STOP_BLOCK;
-      }, attentionFinal);
+      }, final);
       await gs.drain();
     }
     await gs.finish();
@@ -899,10 +900,15 @@ async function quantizeBlocks(
         group.map((name) => folder.arch.linears.find((l) => l.name === name)!)
       );
       for (const [gi, linSpecs] of specs.entries()) {
-        // Once no later group changes a module that reads attn_in (q/k/v),
-        // the attention output is final and the engine may keep it.
-        const attentionFinal = specs.slice(gi).every((g) => g.every((l) => l.input !== "attn_in"));
-        await quantizeGroup(job, block, linSpecs, modules, packed, attentionFinal);
+        // An intermediate is final (the engine may keep it) once no module
+        // upstream of it is in this group or a later one: the attention
+        // output after q/k/v, the MLP's intermediate after q/k/v, o and gate/up.
+        const later = specs.slice(gi).flat().map((l) => l.input);
+        const final: FinalIntermediates = {
+          attention: !later.includes("attn_in"),
+          mlpMid: !later.some((i) => i === "attn_in" || i === "attn_out" || i === "mlp_in"),
+        };
+        await quantizeGroup(job, block, linSpecs, modules, packed, final);
       }
       for (const name of plan.skipped) {
         const l = folder.arch.linears.find((x) => x.name === name)!;

@@ -175,7 +175,7 @@ Deno.test("quantize: the 2-Worker path (Hessians on Worker 0) writes the same by
   }
 });
 
-Deno.test("quantize: keeping attention outputs between true-sequential groups writes the same bytes as recomputing them", async () => {
+Deno.test("quantize: keeping attention outputs and MLP intermediates between true-sequential groups writes the same bytes as recomputing them", async () => {
   const tmp = await Deno.makeTempDir();
   try {
     const cal = await ids(`${GOLD}llama-gptq-4bit-g32/golden.safetensors`, "calibration_ids");
@@ -184,26 +184,35 @@ Deno.test("quantize: keeping attention outputs between true-sequential groups wr
       const cfg = { bits: 4, group_size: 32, dataset: cal, model_seqlen: 128, ...extra };
       const what = JSON.stringify(extra);
       const run = async (dir: string, attentionCacheBytes?: number) => {
-        const before = ENGINE_STATS.attentionReused;
+        const a0 = ENGINE_STATS.attentionReused, m0 = ENGINE_STATS.mlpMidReused;
         const rep = await quantizeModel(`${GOLD}llama`, `${tmp}/${dir}`, cfg, {
           backend: kernels,
           force: true,
           ...(attentionCacheBytes === undefined ? {} : { attentionCacheBytes }),
         });
-        return { rep, reused: ENGINE_STATS.attentionReused - before };
+        return {
+          rep,
+          reused: ENGINE_STATS.attentionReused - a0,
+          reusedMid: ENGINE_STATS.mlpMidReused - m0,
+        };
       };
       const off = await run("off", 0);
       const on = await run("on");
       // Room for exactly 2 samples' attention outputs (every sample is 128 rows).
       const hidden = 4 * 128 * on.rep.modules.find((m) => m.name.endsWith("o_proj"))!.K;
       const part = await run("part", 2 * hidden);
-      // o_proj's group, the MLP groups and the next block's inputs reuse it:
-      // 3 runs per sample and block (groups [q,k,v] [o] [up,gate] [down]).
+      // o_proj's group, the MLP groups and the next block's inputs reuse the
+      // attention output: 3 runs per sample and block (groups [q,k,v] [o]
+      // [up,gate] [down]); the next block's inputs reuse the MLP intermediate
+      // kept in the down group's run. With room for 2 attention outputs, the
+      // first 2 samples' are kept and nothing else fits.
       const samples = cal.length, blocks = on.rep.modules.at(-1)!.layer + 1;
       assert.ok(samples > 2, "the partial budget must leave samples out");
       assert.equal(off.reused, 0, `${what}: nothing reused with 0 bytes`);
       assert.equal(on.reused, 3 * samples * blocks, `${what}: reused runs`);
+      assert.equal(on.reusedMid, samples * blocks, `${what}: MLP intermediates reused`);
       assert.equal(part.reused, 3 * 2 * blocks, `${what}: reused runs within 2 samples' budget`);
+      assert.equal(off.reusedMid + part.reusedMid, 0, `${what}: no MLP intermediate without room`);
       const a = await Deno.readFile(`${tmp}/off/model.safetensors`);
       const strip = ({ seconds: _, ...m }: (typeof on.rep.modules)[number]) => m;
       for (const [dir, r] of [["on", on], ["part", part]] as const) {

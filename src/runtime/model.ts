@@ -251,12 +251,15 @@ function runMlp(
   block: BlockWeights,
   inp: Tensor,
   hook?: LinearInputHook,
+  reuse?: Reuse,
 ): Tensor {
   const { backend: B, config: c } = ctx;
   const lin = (name: string) => block.linears.get(name)!;
   hook?.("mlp_in", inp);
   let mid: Tensor;
-  if (roles.gate) {
+  if (reuse?.cached) {
+    mid = reuse.cached;
+  } else if (roles.gate) {
     mid = B.linear(inp, lin(roles.gate));
     const up = B.linear(inp, lin(roles.up));
     B.gatedActivate(mid, up, c.hiddenAct);
@@ -265,23 +268,34 @@ function runMlp(
     mid = B.linear(inp, lin(roles.up));
     B.activate(mid, c.hiddenAct);
   }
-  hook?.("mlp_mid", mid);
-  const out = B.linear(mid, lin(roles.down));
-  B.free(mid);
-  return out;
+  if (mid !== reuse?.cached) reuse?.keep?.(mid);
+  try {
+    hook?.("mlp_mid", mid);
+    return B.linear(mid, lin(roles.down));
+  } finally {
+    if (mid !== reuse?.cached) B.free(mid);
+  }
+}
+
+/** One intermediate of a block run: a value kept from an earlier run, or where to hand a computed one. */
+export interface Reuse {
+  /** The value of an earlier run (the modules that compute it are skipped). */
+  cached?: Tensor;
+  /** Called with the value when it is computed (before the hook that sees it). */
+  keep?: (t: Tensor) => void;
 }
 
 /**
- * Reuse of a block's attention output (the input of o_proj, `[T, heads·D]`)
- * across runs over the same input and the same q/k/v weights: quantization
- * runs a block several times per sample (once per true-sequential group)
- * and only the modules after attention change between those runs.
+ * Intermediates of a block that can be reused across runs over the same
+ * input and the same weights upstream of them: quantization runs a block
+ * several times per sample (once per true-sequential group), and only the
+ * modules after those already quantized change between runs.
  */
-export interface AttentionReuse {
-  /** The attention output of an earlier run: q/k/v, RoPE, the KV cache and attention are skipped. */
-  cached?: Tensor;
-  /** Called with the attention output when it is computed (before the `attn_out` hook). */
-  keep?: (a: Tensor) => void;
+export interface BlockReuse {
+  /** The attention output (o_proj's input, `[T, heads·D]`): skips q/k/v, RoPE, the KV cache and attention. */
+  attention?: Reuse;
+  /** The MLP's intermediate (down_proj's input, `[T, intermediate]`): skips gate/up and the activation. */
+  mlpMid?: Reuse;
 }
 
 /** The attention output of a block on its (normed) input, appending to the caches. */
@@ -330,7 +344,7 @@ function runAttention(
   vCache: Tensor,
   past: number,
   hook?: LinearInputHook,
-  reuse?: AttentionReuse,
+  reuse?: Reuse,
 ): Tensor {
   const B = ctx.backend;
   hook?.("attn_in", attnIn);
@@ -361,7 +375,7 @@ function runAttention(
  * @param vCache This block's value cache.
  * @param past Tokens already in the cache.
  * @param hook Called with each linear input (for Hessian capture).
- * @param reuse An attention output to use instead of computing it, or where to hand a computed one.
+ * @param reuse Intermediates to use instead of computing them, or where to hand computed ones.
  * @returns The block's output `[T, hidden]` (a new tensor).
  */
 export function runBlock(
@@ -372,7 +386,7 @@ export function runBlock(
   vCache: Tensor,
   past: number,
   hook?: LinearInputHook,
-  reuse?: AttentionReuse,
+  reuse?: BlockReuse,
 ): Tensor {
   const { backend: B, config: c, arch } = ctx;
   let roles = rolesCache.get(arch);
@@ -382,14 +396,14 @@ export function runBlock(
   const attnIn = preLN ? norm(ctx, x, block.attnNorm) : x;
   let o: Tensor;
   try {
-    o = runAttention(ctx, roles, block, attnIn, kCache, vCache, past, hook, reuse);
+    o = runAttention(ctx, roles, block, attnIn, kCache, vCache, past, hook, reuse?.attention);
   } finally {
     if (attnIn !== x) B.free(attnIn);
   }
 
   if (arch.parallelResidual(c)) {
     const mlpIn = norm(ctx, x, block.mlpNorm);
-    const m = runMlp(ctx, roles, block, mlpIn, hook);
+    const m = runMlp(ctx, roles, block, mlpIn, hook, reuse?.mlpMid);
     B.free(mlpIn);
     B.addInPlace(o, x); // x + o
     B.addInPlace(o, m); // (x + o) + m
@@ -403,7 +417,7 @@ export function runBlock(
     B.free(o);
   }
   const mlpIn = preLN ? norm(ctx, h, block.mlpNorm) : h;
-  const m = runMlp(ctx, roles, block, mlpIn, hook);
+  const m = runMlp(ctx, roles, block, mlpIn, hook, reuse?.mlpMid);
   if (mlpIn !== h) B.free(mlpIn);
   B.addInPlace(m, h); // y = h + m
   B.free(h);
