@@ -52,7 +52,7 @@ export interface Activations {
    * not change any more (the attention output once q/k/v are quantized, the
    * MLP's intermediate once everything up to gate/up is), so an engine may
    * keep them from this run and reuse them in later captures and in
-   * {@linkcode advance} (the CPU engine does, within its `attentionCacheBytes`).
+   * {@linkcode advance} (the CPU engine does, within its `intermediateCacheBytes`).
    */
   capture(block: BlockWeights, s: number, hook: LinearInputHook, final?: FinalIntermediates): void;
   /** Replaces every sample's activations with `block`'s output. */
@@ -213,17 +213,17 @@ export interface CpuEngineOptions {
   /** Longest sample (KV cache size). */
   maxLen: number;
   /**
-   * Memory for keeping the samples' attention outputs of the current block
-   * between its true-sequential groups (default
-   * {@linkcode DEFAULT_ATTENTION_CACHE_BYTES}): samples are kept in order
-   * while they fit, the others recomputed (all of them with 0). Results are
-   * identical either way.
+   * Memory for keeping the current block's final intermediates (attention
+   * outputs, MLP intermediates) between its true-sequential groups (default
+   * {@linkcode DEFAULT_INTERMEDIATE_CACHE_BYTES}): kept in the order they are
+   * computed while they fit, the others recomputed (all of them with 0).
+   * Results are identical either way.
    */
-  attentionCacheBytes?: number;
+  intermediateCacheBytes?: number;
 }
 
-/** Default {@linkcode CpuEngineOptions.attentionCacheBytes}: 1 GiB. */
-export const DEFAULT_ATTENTION_CACHE_BYTES = 2 ** 30;
+/** Default {@linkcode CpuEngineOptions.intermediateCacheBytes}: 1 GiB. */
+export const DEFAULT_INTERMEDIATE_CACHE_BYTES = 2 ** 30;
 
 /** Counters for tests and benchmarks (process-wide): block runs that reused a kept intermediate. */
 export const ENGINE_STATS: { attentionReused: number; mlpMidReused: number } = {
@@ -270,7 +270,7 @@ export async function createCpuEngine(o: CpuEngineOptions): Promise<QuantEngine>
   const H = o.ctx.config.hiddenSize;
   const kvCols = o.ctx.config.numKvHeads * o.ctx.config.headDim;
   const kCache = kernels.zeros(o.maxLen, kvCols), vCache = kernels.zeros(o.maxLen, kvCols);
-  const cacheBytes = o.attentionCacheBytes ?? DEFAULT_ATTENTION_CACHE_BYTES;
+  const cacheBytes = o.intermediateCacheBytes ?? DEFAULT_INTERMEDIATE_CACHE_BYTES;
   // One block over one sample's host activations; the output comes back to the host.
   // `kept`: that sample's kept intermediates (used instead of computing
   // them); `keep(which, t)`: called with the final ones this run computes.

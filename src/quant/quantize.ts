@@ -181,12 +181,13 @@ export interface QuantizeOptions {
   threads?: number;
   /**
    * Memory (bytes) the CPU engine may use to keep each block's attention
-   * outputs between true-sequential groups, so that the groups after q/k/v
-   * (o, the MLP) and the next block's inputs skip q/k/v and attention for
-   * the samples kept (in order, while they fit); default 1 GiB, 0 turns it
-   * off. The checkpoint is byte-identical either way.
+   * outputs (once q/k/v are quantized) and MLP intermediates (once gate/up
+   * are) between true-sequential groups, so that later groups and the next
+   * block's inputs skip what computes them, for the samples kept (in order,
+   * while they fit); default 1 GiB, 0 turns it off. The checkpoint is
+   * byte-identical either way.
    */
-  attentionCacheBytes?: number;
+  intermediateCacheBytes?: number;
   /** An in-process solver for the CPU engine (default: WASM on Workers); not with a GPU backend. */
   solver?: QuantBackend;
   /** Progress: block `done` of `total` finished. */
@@ -639,8 +640,8 @@ async function createEngine(
     backend: kernels,
     ctx,
     threads: opts.threads,
-    ...(opts.attentionCacheBytes !== undefined
-      ? { attentionCacheBytes: opts.attentionCacheBytes }
+    ...(opts.intermediateCacheBytes !== undefined
+      ? { intermediateCacheBytes: opts.intermediateCacheBytes }
       : {}),
     ...(opts.solver ? { solver: opts.solver } : {}),
     wasm: opts.solver ?? await createWasmSolver(),

@@ -183,12 +183,12 @@ Deno.test("quantize: keeping attention outputs and MLP intermediates between tru
     for (const extra of [{}, { desc_act: true, bits: 3 }]) {
       const cfg = { bits: 4, group_size: 32, dataset: cal, model_seqlen: 128, ...extra };
       const what = JSON.stringify(extra);
-      const run = async (dir: string, attentionCacheBytes?: number) => {
+      const run = async (dir: string, intermediateCacheBytes?: number) => {
         const a0 = ENGINE_STATS.attentionReused, m0 = ENGINE_STATS.mlpMidReused;
         const rep = await quantizeModel(`${GOLD}llama`, `${tmp}/${dir}`, cfg, {
           backend: kernels,
           force: true,
-          ...(attentionCacheBytes === undefined ? {} : { attentionCacheBytes }),
+          ...(intermediateCacheBytes === undefined ? {} : { intermediateCacheBytes }),
         });
         return {
           rep,
