@@ -169,33 +169,6 @@ export interface GptqHalf {
   bias: Float32Array | null;
 }
 
-/**
- * Row boundaries `[0, b1, …, T]` that give `parts` threads about equal
- * causal attention work (row `r` reads `past + r + 1` keys), every part at
- * least 2 rows (a 1-row call takes the decode path, which sums scores in
- * another order); `[0, T]` when that is not possible.
- *
- * @example
- * ```ts
- * import { attentionBounds } from "./_sync_pool.ts";
- * console.log(attentionBounds(64, 0, 2)); // [ 0, 46, 64 ]
- * ```
- */
-export function attentionBounds(T: number, past: number, parts: number): number[] {
-  if (parts < 2 || T < 2 * parts) return [0, T];
-  const cum = (r: number) => r * past + (r * (r + 1)) / 2;
-  const b = [0];
-  for (let p = 1; p < parts; p++) {
-    const target = (p / parts) * cum(T);
-    let r = b.at(-1)! + 2;
-    while (r < T && cum(r) < target) r++;
-    b.push(r);
-  }
-  b.push(T);
-  for (let i = 1; i < b.length; i++) if (b[i]! - b[i - 1]! < 2) return [0, T];
-  return b;
-}
-
 const WORKER_URL = new URL("./_sync_worker.ts", import.meta.url);
 /** A command the Worker has not finished after this long is treated as a hang. */
 const STUCK_MS = 10 * 60 * 1000;

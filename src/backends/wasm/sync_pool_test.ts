@@ -7,7 +7,8 @@ import { SafetensorsFile } from "../../io/safetensors.ts";
 import { CausalLM } from "../../runtime/model.ts";
 import { loadWasm } from "../../wasm/mod.ts";
 import { createWasmKernels } from "./wasm_kernels.ts";
-import { attentionBounds, sliceHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
+import { sliceHalf, SYNC_POOL_STATS } from "./_sync_pool.ts";
+import { attentionBounds } from "./_attention_split.ts";
 
 const GOLDEN = fileURLToPath(new URL("../../../../shared/data/golden/models/", import.meta.url));
 /** The backend name of the module this process loads (GPTQ_WASM_SIMD picks it). */

@@ -35,8 +35,8 @@ import { loadWasm, wasmModule } from "../../wasm/mod.ts";
 import * as glue from "../../wasm/_generated/gptq_wasm.internal.js";
 import type { LinearHandle, QuantLinearSource } from "../backend.ts";
 import type { Kernels } from "../host_kernels.ts";
+import { attentionBounds } from "./_attention_split.ts";
 import {
-  attentionBounds,
   type GptqHalf,
   halfBytes,
   type HalfWeight,
