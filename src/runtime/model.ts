@@ -244,6 +244,45 @@ function norm(ctx: BlockContext, x: Tensor, w: NormWeights): Tensor {
 
 const rolesCache = new WeakMap<ArchSpec, LinearRoles>();
 
+/** The MLP's intermediate (down_proj's input) on its (normed) input. */
+function mlpMid(ctx: BlockContext, roles: LinearRoles, block: BlockWeights, inp: Tensor): Tensor {
+  const { backend: B, config: c } = ctx;
+  const lin = (name: string) => block.linears.get(name)!;
+  if (roles.gate) {
+    const mid = B.linear(inp, lin(roles.gate));
+    const up = B.linear(inp, lin(roles.up));
+    B.gatedActivate(mid, up, c.hiddenAct);
+    B.free(up);
+    return mid;
+  }
+  const mid = B.linear(inp, lin(roles.up));
+  B.activate(mid, c.hiddenAct);
+  return mid;
+}
+
+/**
+ * `w` applied to an intermediate: `reuse.cached`, or `compute()` (handed to
+ * `reuse.keep`, freed afterwards); the hook sees it as `input` first.
+ */
+function linearOfIntermediate(
+  B: Backend,
+  compute: () => Tensor,
+  reuse: Reuse | undefined,
+  hook: LinearInputHook | undefined,
+  input: LinearInput,
+  w: LinearHandle,
+): Tensor {
+  const t = reuse?.cached ?? compute();
+  const own = t !== reuse?.cached;
+  if (own) reuse?.keep?.(t);
+  try {
+    hook?.(input, t);
+    return B.linear(t, w);
+  } finally {
+    if (own) B.free(t);
+  }
+}
+
 /** The MLP of a block on its (normed) input; frees nothing it was given. */
 function runMlp(
   ctx: BlockContext,
@@ -253,28 +292,15 @@ function runMlp(
   hook?: LinearInputHook,
   reuse?: Reuse,
 ): Tensor {
-  const { backend: B, config: c } = ctx;
-  const lin = (name: string) => block.linears.get(name)!;
   hook?.("mlp_in", inp);
-  let mid: Tensor;
-  if (reuse?.cached) {
-    mid = reuse.cached;
-  } else if (roles.gate) {
-    mid = B.linear(inp, lin(roles.gate));
-    const up = B.linear(inp, lin(roles.up));
-    B.gatedActivate(mid, up, c.hiddenAct);
-    B.free(up);
-  } else {
-    mid = B.linear(inp, lin(roles.up));
-    B.activate(mid, c.hiddenAct);
-  }
-  if (mid !== reuse?.cached) reuse?.keep?.(mid);
-  try {
-    hook?.("mlp_mid", mid);
-    return B.linear(mid, lin(roles.down));
-  } finally {
-    if (mid !== reuse?.cached) B.free(mid);
-  }
+  return linearOfIntermediate(
+    ctx.backend,
+    () => mlpMid(ctx, roles, block, inp),
+    reuse,
+    hook,
+    "mlp_mid",
+    block.linears.get(roles.down)!,
+  );
 }
 
 /** One intermediate of a block run: a value kept from an earlier run, or where to hand a computed one. */
@@ -346,17 +372,15 @@ function runAttention(
   hook?: LinearInputHook,
   reuse?: Reuse,
 ): Tensor {
-  const B = ctx.backend;
   hook?.("attn_in", attnIn);
-  const a = reuse?.cached ??
-    attentionOutput(ctx, roles, block, attnIn, kCache, vCache, past);
-  if (a !== reuse?.cached) reuse?.keep?.(a);
-  try {
-    hook?.("attn_out", a);
-    return B.linear(a, block.linears.get(roles.o)!);
-  } finally {
-    if (a !== reuse?.cached) B.free(a);
-  }
+  return linearOfIntermediate(
+    ctx.backend,
+    () => attentionOutput(ctx, roles, block, attnIn, kCache, vCache, past),
+    reuse,
+    hook,
+    "attn_out",
+    block.linears.get(roles.o)!,
+  );
 }
 
 /**

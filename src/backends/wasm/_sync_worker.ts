@@ -102,14 +102,8 @@ function serve(init: InitMessage): void {
     if (!w) throw new Error(`weight handle ${handle} is not loaded in the helper Worker`);
     const rows = w.rows(), K = w.cols();
     const nx = M * K, ny = M * rows;
-    if (xBuf.len() < nx) {
-      xBuf.free();
-      xBuf = new glue.F32Buf(nx);
-    }
-    if (yBuf.len() < ny) {
-      yBuf.free();
-      yBuf = new glue.F32Buf(ny);
-    }
+    xBuf = atLeast(xBuf, nx);
+    yBuf = atLeast(yBuf, ny);
     new Float32Array(memory.buffer, xBuf.ptr(), nx).set(xs.subarray(0, nx));
     glue.Kernels.matmul(xBuf, M, w, 0, rows, yBuf, 0, rows);
     ys.set(new Float32Array(memory.buffer, yBuf.ptr(), ny));
