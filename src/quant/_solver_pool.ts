@@ -38,6 +38,7 @@ import { GptqError } from "../errors.ts";
 import { wasmModule } from "../wasm/mod.ts";
 import type { GptqLayerResult, GptqSolveOptions } from "./solver.ts";
 import { distPrepare, type DistSource } from "./_solver_dist.ts";
+import { solveSettings } from "./_solve_settings.ts";
 import type {
   PrepareReply,
   QuantizeReply,
@@ -439,20 +440,6 @@ export async function createParallelGptq(
     return p;
   };
 
-  function workerOpts(o: GptqSolveOptions): WorkerSolveOptions {
-    return {
-      bits: o.bits,
-      group_size: o.group_size,
-      sym: o.sym,
-      desc_act: o.desc_act,
-      static_groups: o.static_groups,
-      damp_percent: o.damp_percent,
-      damp_auto_increment: o.damp_auto_increment ?? 0.0025,
-      blocksize: o.blocksize ?? 128,
-      mse: o.mse ?? false,
-    };
-  }
-
   /**
    * After Worker 0 prepared a Hessian: copies its factor `U` to the other
    * Workers slice by slice (straight into their wasm memory; at most two
@@ -526,7 +513,7 @@ export async function createParallelGptq(
     o: GptqSolveOptions,
   ): Promise<PreparedLayer> {
     current = undefined;
-    const opts = workerOpts(o);
+    const opts = solveSettings(o);
     const hCopy = h.slice();
     if (split(K)) return await prepareSplit(K, opts, { h: hCopy });
     const prep = await pool[0]!.call<PrepareReply>(
@@ -538,7 +525,7 @@ export async function createParallelGptq(
 
   async function prepareAcc(acc: number, K: number, o: GptqSolveOptions): Promise<PreparedLayer> {
     current = undefined;
-    const opts = workerOpts(o);
+    const opts = solveSettings(o);
     if (split(K)) return await prepareSplit(K, opts, { acc });
     const prep = await pool[0]!.call<PrepareReply>(
       { type: "accPrepare", acc, opts, parts: pool.length > 1 },

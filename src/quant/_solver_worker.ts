@@ -37,43 +37,9 @@
 
 import { loadWasm } from "../wasm/mod.ts";
 import * as glue from "../wasm/_generated/gptq_wasm.internal.js";
+import { prepareArgs, type WorkerSolveOptions } from "./_solve_settings.ts";
 
-/** Solver settings the Worker needs (a subset of `GptqSolveOptions`). */
-export interface WorkerSolveOptions {
-  /** 2, 3, 4 or 8. */
-  bits: number;
-  /** Columns per group; -1 for one group per row. */
-  group_size: number;
-  /** Symmetric quantization. */
-  sym: boolean;
-  /** Act-order. */
-  desc_act: boolean;
-  /** Static groups. */
-  static_groups: boolean;
-  /** Damping fraction. */
-  damp_percent: number;
-  /** Damping increment after a Cholesky failure. */
-  damp_auto_increment: number;
-  /** Lazy-update block size. */
-  blocksize: number;
-  /** MSE clipping search. */
-  mse: boolean;
-}
-
-/** The solve settings in the order every wasm `prepare` entry point takes them. */
-function prepareArgs(o: WorkerSolveOptions) {
-  return [
-    o.bits,
-    o.group_size,
-    o.sym,
-    o.desc_act,
-    o.static_groups,
-    o.damp_percent,
-    o.damp_auto_increment,
-    o.blocksize,
-    o.mse,
-  ] as const;
-}
+export type { WorkerSolveOptions } from "./_solve_settings.ts";
 
 /** A request to the Worker. */
 export type WorkerRequest =

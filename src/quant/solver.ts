@@ -14,6 +14,7 @@
 import { GptqError } from "../errors.ts";
 import { loadWasm } from "../wasm/mod.ts";
 import * as glue from "../wasm/_generated/gptq_wasm.internal.js";
+import { prepareArgs, solveSettings } from "./_solve_settings.ts";
 
 /** Solver settings, named as in AutoGPTQ / transformers' GPTQConfig. */
 export interface GptqSolveOptions {
@@ -183,19 +184,7 @@ export async function createWasmSolver(): Promise<QuantBackend> {
       }
       let prep: glue.Prepared | undefined;
       try {
-        prep = glue.prepare_hessian(
-          h,
-          K,
-          o.bits,
-          o.group_size,
-          o.sym,
-          o.desc_act,
-          o.static_groups,
-          o.damp_percent,
-          o.damp_auto_increment ?? 0.0025,
-          o.blocksize ?? 128,
-          o.mse ?? false,
-        );
+        prep = glue.prepare_hessian(h, K, ...prepareArgs(solveSettings(o)));
         const G = prep.num_groups;
         const q = new Float32Array(N * K), codes = new Uint8Array(N * K);
         const scale = new Float32Array(N * G), zero = new Float32Array(N * G);
